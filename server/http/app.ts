@@ -1,0 +1,121 @@
+import express, { type Request, type Response, type NextFunction } from "express";
+import type { AccessController, AccessRequest } from "../auth/access.js";
+import { RegistryError } from "../registry/errors.js";
+import type { Registry } from "../registry/registry.js";
+import type { Logger } from "../log.js";
+import { deleteBlob, getBlob, headBlob } from "./blob-handlers.js";
+import { listCatalog, listReferrers, listTags } from "./listing-handlers.js";
+import { deleteManifest, getManifest, putManifest } from "./manifest-handlers.js";
+import { API_VERSION_HEADER, sendError, sendJson } from "./responses.js";
+import { appendUpload, cancelUpload, completeUpload, startUpload, uploadStatus } from "./upload-handlers.js";
+import { parseV2Path, type V2Path } from "./v2-path.js";
+
+export interface AppDependencies {
+  registry: Registry;
+  access: AccessController;
+  log: Logger;
+  /** Resolves when berth can serve: storage writable, config loaded, not shutting down. */
+  ready: () => Promise<boolean>;
+}
+
+export function createApp(deps: AppDependencies): express.Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.disable("etag");
+  app.set("query parser", "simple");
+
+  app.get("/healthz", (_req, res) => {
+    res.type("text/plain").send("ok\n");
+  });
+  app.get("/readyz", async (_req, res) => {
+    const ready = await deps.ready().catch(() => false);
+    res.status(ready ? 200 : 503).type("text/plain").send(ready ? "ready\n" : "not ready\n");
+  });
+
+  app.use("/v2", (req, res, next) => {
+    res.setHeader(API_VERSION_HEADER, "registry/2.0");
+    serveV2(req, res, deps).catch(next);
+  });
+
+  app.use((req: Request, res: Response) => {
+    sendError(req, res, new RegistryError("UNSUPPORTED", `no route for ${req.method} ${req.path}`, undefined, { status: 404 }), deps.log);
+  });
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    sendError(req, res, err, deps.log);
+  });
+  return app;
+}
+
+async function serveV2(req: Request, res: Response, deps: AppDependencies): Promise<void> {
+  const path = parseV2Path(req.originalUrl.split("?")[0]);
+  if (!path) throw new RegistryError("UNSUPPORTED", `no route for ${req.method} ${req.originalUrl.split("?")[0].slice(0, 256)}`, undefined, { status: 404 });
+  const method = req.method === "HEAD" ? "GET" : req.method;
+  const operation = OPERATIONS[path.kind][method];
+  if (!operation) throw new RegistryError("UNSUPPORTED", `${req.method} is not supported here`);
+  await deps.access.authorize(req, accessFor(path, operation.actions));
+  await operation.run(req, res, path, deps);
+}
+
+interface Operation {
+  actions: AccessRequest["actions"];
+  run: (req: Request, res: Response, path: V2Path, deps: AppDependencies) => Promise<void>;
+}
+
+const repositoryOf = (req: Request, path: V2Path, deps: AppDependencies) => {
+  if (!("name" in path)) throw new Error(`route ${path.kind} has no repository`);
+  return deps.registry.repository({ name: path.name, namespace: namespaceOf(req) });
+};
+
+type ByKind<K extends V2Path["kind"]> = Extract<V2Path, { kind: K }>;
+const on =
+  <K extends V2Path["kind"]>(_kind: K, actions: AccessRequest["actions"], run: (req: Request, res: Response, path: ByKind<K>, deps: AppDependencies) => Promise<void>): Operation => ({
+    actions,
+    run: (req, res, path, deps) => run(req, res, path as ByKind<K>, deps),
+  });
+
+const OPERATIONS: Record<V2Path["kind"], Record<string, Operation>> = {
+  base: {
+    GET: on("base", [], async (_req, res) => sendJson(res, 200, {})),
+  },
+  catalog: {
+    GET: on("catalog", [], async (req, res, _path, deps) => listCatalog(req, res, deps.registry)),
+  },
+  manifest: {
+    GET: on("manifest", ["pull"], async (req, res, path, deps) => getManifest(req, res, await repositoryOf(req, path, deps), path.reference)),
+    PUT: on("manifest", ["pull", "push"], async (req, res, path, deps) => putManifest(req, res, await repositoryOf(req, path, deps), path.reference)),
+    DELETE: on("manifest", ["delete"], async (req, res, path, deps) => deleteManifest(res, await repositoryOf(req, path, deps), path.reference)),
+  },
+  blob: {
+    GET: on("blob", ["pull"], async (req, res, path, deps) => {
+      const repository = await repositoryOf(req, path, deps);
+      if (req.method === "HEAD") await headBlob(res, repository, path.digest);
+      else await getBlob(req, res, repository, path.digest);
+    }),
+    DELETE: on("blob", ["delete"], async (req, res, path, deps) => deleteBlob(res, await repositoryOf(req, path, deps), path.digest)),
+  },
+  uploads: {
+    POST: on("uploads", ["pull", "push"], async (req, res, path, deps) => startUpload(req, res, await repositoryOf(req, path, deps), deps.registry)),
+  },
+  upload: {
+    GET: on("upload", ["pull", "push"], async (req, res, path, deps) => uploadStatus(res, await repositoryOf(req, path, deps), path.id)),
+    PATCH: on("upload", ["pull", "push"], async (req, res, path, deps) => appendUpload(req, res, await repositoryOf(req, path, deps), path.id)),
+    PUT: on("upload", ["pull", "push"], async (req, res, path, deps) => completeUpload(req, res, await repositoryOf(req, path, deps), path.id)),
+    DELETE: on("upload", ["pull", "push"], async (req, res, path, deps) => cancelUpload(res, await repositoryOf(req, path, deps), path.id)),
+  },
+  tags: {
+    GET: on("tags", ["pull"], async (req, res, path, deps) => listTags(req, res, await repositoryOf(req, path, deps))),
+  },
+  referrers: {
+    GET: on("referrers", ["pull"], async (req, res, path, deps) => listReferrers(req, res, await repositoryOf(req, path, deps), path.digest)),
+  },
+};
+
+function accessFor(path: V2Path, actions: AccessRequest["actions"]): AccessRequest {
+  if (path.kind === "catalog") return { actions: [], registryResource: "catalog" };
+  return "name" in path ? { repository: path.name, actions } : { actions };
+}
+
+function namespaceOf(req: Request): string | undefined {
+  const ns = req.query.ns;
+  return typeof ns === "string" && ns !== "" ? ns : undefined;
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+import { parseArgs } from "node:util";
+import { ConfigError, defaultConfig, loadConfigFile, parseConfig } from "../config/load.js";
+import { createLogger } from "./log.js";
+import { startBerth } from "./server.js";
+
+const USAGE = `usage: berth serve [--config FILE] [--listen HOST:PORT] [--storage DIR]
+
+  serve     run the registry (the embedded default config when --config is absent)`;
+
+async function serve(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: "string" },
+      listen: { type: "string" },
+      storage: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const base = values.config ? await loadConfigFile(values.config) : defaultConfig();
+  const config = parseConfig(
+    {
+      ...base,
+      ...(values.listen ? { listen: values.listen } : {}),
+      ...(values.storage ? { storage: { ...base.storage, root: values.storage } } : {}),
+    },
+    "command line",
+  );
+  const log = createLogger(config.log.level);
+  const berth = await startBerth(config, log);
+  log.info(`listening on ${berth.url}`);
+  const stop = (signal: string) => {
+    log.info({ signal }, "shutting down");
+    berth.close().then(() => process.exit(0));
+  };
+  process.once("SIGTERM", () => stop("SIGTERM"));
+  process.once("SIGINT", () => stop("SIGINT"));
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "serve":
+      return serve(rest);
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      process.stdout.write(`${USAGE}\n`);
+      return;
+    default:
+      throw new ConfigError(`unknown command ${JSON.stringify(command)}\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  const reason = err instanceof ConfigError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")
+    ? (err as Error).message
+    : `berth: ${(err as Error).message ?? String(err)}`;
+  process.stderr.write(`${reason.split("\n")[0]}\n`);
+  process.exit(err instanceof ConfigError ? 2 : 1);
+});

@@ -1,0 +1,76 @@
+import type { Readable } from "node:stream";
+import type { Digest } from "../reference/digest.js";
+import type { ByteRange } from "../storage/driver.js";
+import type { Descriptor } from "../storage/repository-metadata.js";
+import type { UploadSession } from "../storage/upload-store.js";
+
+/** A manifest reference as a client sent it: a tag, or a digest that pins content. */
+export type ManifestReference = { tag: string; digest?: undefined } | { digest: Digest; tag?: undefined };
+
+export interface ManifestContent {
+  digest: Digest;
+  mediaType: string;
+  bytes: Buffer;
+  /** Notes for the client about how this answer was produced (sent as `Warning` headers). */
+  warnings?: string[];
+  /** Extra response headers, e.g. which fallback produced the manifest. */
+  headers?: Record<string, string>;
+}
+
+export interface ManifestRequest {
+  /** Media types the client accepts, in its order; empty means anything. */
+  accept: string[];
+}
+
+export interface BlobContent {
+  /** Size of the whole blob. */
+  size: number;
+  /** The requested range, or the whole blob. */
+  stream: Readable;
+  warnings?: string[];
+}
+
+export interface PutManifestResult {
+  digest: Digest;
+  subject?: Digest;
+}
+
+/** Where a request was addressed: the repository name, and the upstream named by `?ns=`. */
+export interface RepositoryAddress {
+  name: string;
+  namespace?: string;
+}
+
+/**
+ * One repository, hosted or mirrored: the HTTP layer serves both through this interface
+ * and never learns which it is talking to.
+ */
+export interface Repository {
+  /** The name as addressed by the client. */
+  readonly name: string;
+  getManifest(reference: ManifestReference, request: ManifestRequest): Promise<ManifestContent>;
+  putManifest(reference: ManifestReference | undefined, contentType: string | undefined, bytes: Buffer): Promise<PutManifestResult>;
+  deleteManifest(reference: ManifestReference): Promise<void>;
+  /** Size of a blob the repository holds. */
+  statBlob(digest: Digest): Promise<number>;
+  openBlob(digest: Digest, range?: ByteRange): Promise<BlobContent>;
+  deleteBlob(digest: Digest): Promise<void>;
+  /** All tags in lexical order. */
+  tags(): Promise<string[]>;
+  referrers(subject: Digest): Promise<Descriptor[]>;
+
+  startUpload(): Promise<UploadSession>;
+  upload(id: string): Promise<UploadSession>;
+  appendUpload(id: string, offset: number | undefined, body: Readable): Promise<UploadSession>;
+  /** Appends a final chunk (if any), verifies the digest and stores the blob. */
+  completeUpload(id: string, digest: Digest, body?: Readable): Promise<number>;
+  cancelUpload(id: string): Promise<void>;
+  /** Links a blob from `from` (or, when omitted, any content the registry already holds); false if it cannot. */
+  mountBlob(digest: Digest, from?: Repository): Promise<boolean>;
+}
+
+export interface Registry {
+  repository(address: RepositoryAddress): Promise<Repository>;
+  /** Hosted repositories in lexical order. */
+  catalog(): Promise<string[]>;
+}

@@ -1,0 +1,128 @@
+import { createHash } from "node:crypto";
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { Digest, type DigestAlgorithm } from "../reference/digest.js";
+import type { ByteRange, PendingObject, StorageDriver } from "./driver.js";
+
+/** Raised when content does not hash to the digest it was stored or fetched under. */
+export class DigestMismatchError extends Error {
+  constructor(
+    readonly expected: Digest,
+    readonly actual: Digest,
+  ) {
+    super(`content hashes to ${actual}, not ${expected}`);
+  }
+}
+
+/** Raised when content is larger than the caller allowed. */
+export class SizeLimitError extends Error {
+  constructor(readonly limit: number) {
+    super(`content exceeds ${limit} bytes`);
+  }
+}
+
+export interface IngestOptions {
+  /** When given, the content must hash to it or nothing is kept. */
+  expected?: Digest;
+  /** When given, the content must have exactly this many bytes. */
+  expectedSize?: number;
+  maxSize?: number;
+}
+
+/**
+ * Content-addressable store: every blob and manifest, hosted or cached, keyed by digest.
+ * Content is hashed while it is written and only ever placed under the digest it hashes to.
+ */
+export class BlobStore {
+  constructor(private readonly driver: StorageDriver) {}
+
+  static path(digest: Digest): string {
+    return `blobs/${digest.algorithm}/${digest.hex.slice(0, 2)}/${digest.hex}`;
+  }
+
+  async size(digest: Digest): Promise<number | undefined> {
+    return (await this.driver.stat(BlobStore.path(digest)))?.size;
+  }
+
+  async open(digest: Digest, range?: ByteRange): Promise<{ size: number; stream: Readable } | undefined> {
+    const opened = await this.driver.open(BlobStore.path(digest), range);
+    return opened && { size: opened.info.size, stream: opened.stream };
+  }
+
+  async read(digest: Digest): Promise<Buffer | undefined> {
+    return this.driver.readSmall(BlobStore.path(digest));
+  }
+
+  /** Streams content into the store, hashing on the way; keeps it only if it verifies. */
+  async ingest(source: Readable | AsyncIterable<Buffer>, options: IngestOptions = {}): Promise<{ digest: Digest; size: number }> {
+    const algorithm: DigestAlgorithm = options.expected?.algorithm ?? "sha256";
+    const hash = createHash(algorithm);
+    const limit = options.maxSize ?? options.expectedSize;
+    let size = 0;
+    const pending = await this.driver.createPending();
+    try {
+      await pipeline(
+        source,
+        async function* (chunks: AsyncIterable<Buffer>) {
+          for await (const chunk of chunks) {
+            size += chunk.length;
+            if (limit !== undefined && size > limit) throw new SizeLimitError(limit);
+            hash.update(chunk);
+            yield chunk;
+          }
+        },
+        pending.stream,
+      );
+      if (options.expectedSize !== undefined && size !== options.expectedSize) throw new SizeLimitError(options.expectedSize);
+      const digest = Digest.fromHash(algorithm, hash);
+      if (options.expected && !digest.equals(options.expected)) throw new DigestMismatchError(options.expected, digest);
+      await this.place(pending, digest);
+      return { digest, size };
+    } catch (err) {
+      await pending.discard();
+      throw err;
+    }
+  }
+
+  async ingestBuffer(data: Buffer, expected?: Digest): Promise<Digest> {
+    const digest = Digest.of(expected?.algorithm ?? "sha256", data);
+    if (expected && !digest.equals(expected)) throw new DigestMismatchError(expected, digest);
+    if ((await this.size(digest)) === data.length) return digest;
+    await this.driver.writeSmall(BlobStore.path(digest), data);
+    return digest;
+  }
+
+  /** Places an already verified pending object under its digest (or drops it if present). */
+  async place(pending: PendingObject, digest: Digest): Promise<void> {
+    if ((await this.size(digest)) !== undefined) {
+      await pending.discard();
+      return;
+    }
+    await pending.commit(BlobStore.path(digest));
+  }
+
+  /** Moves an already verified object at `path` under its digest. */
+  async adopt(path: string, digest: Digest): Promise<void> {
+    if ((await this.size(digest)) !== undefined) {
+      await this.driver.delete(path);
+      return;
+    }
+    await this.driver.move(path, BlobStore.path(digest));
+  }
+
+  async delete(digest: Digest): Promise<void> {
+    await this.driver.delete(BlobStore.path(digest));
+  }
+
+  /** Every digest in the store, for garbage collection and audits. */
+  async *digests(): AsyncGenerator<Digest> {
+    for (const algorithm of await this.driver.list("blobs")) {
+      for (const prefix of await this.driver.list(`blobs/${algorithm}`)) {
+        for (const hex of await this.driver.list(`blobs/${algorithm}/${prefix}`)) {
+          const digest = Digest.parse(`${algorithm}:${hex}`);
+          if (digest) yield digest;
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,45 @@
+import type { Readable, Writable } from "node:stream";
+
+/** Inclusive byte range, as in HTTP `Range: bytes=start-end`. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+export interface ObjectInfo {
+  size: number;
+  modified: Date;
+}
+
+/** A new object being written; invisible under any path until `commit`. */
+export interface PendingObject {
+  readonly stream: Writable;
+  /** Bytes written so far. */
+  readonly written: number;
+  /** Waits for the stream to finish, makes the bytes durable and moves them to `path` atomically. */
+  commit(path: string): Promise<void>;
+  /** Drops the bytes; safe to call more than once and after a failed commit. */
+  discard(): Promise<void>;
+}
+
+/**
+ * The narrow storage driver every store is built on. Paths are relative, `/`-separated and
+ * never contain `.` or `..` segments. A filesystem driver is the default; an object store
+ * implements the same operations.
+ */
+export interface StorageDriver {
+  stat(path: string): Promise<ObjectInfo | undefined>;
+  /** Opens an object for reading (a range of it, when given); undefined when absent. */
+  open(path: string, range?: ByteRange): Promise<{ info: ObjectInfo; stream: Readable } | undefined>;
+  readSmall(path: string): Promise<Buffer | undefined>;
+  /** Atomically replaces the object at path with data. */
+  writeSmall(path: string, data: Buffer | string): Promise<void>;
+  createPending(): Promise<PendingObject>;
+  move(from: string, to: string): Promise<void>;
+  /** Deletes an object, or a whole prefix; absent paths are not an error. */
+  delete(path: string): Promise<void>;
+  /** Names directly under a prefix (objects and sub-prefixes); empty when absent. */
+  list(prefix: string): Promise<string[]>;
+  /** Checks the driver can write; throws when it cannot. */
+  probeWritable(): Promise<void>;
+}

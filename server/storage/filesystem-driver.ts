@@ -1,0 +1,181 @@
+import { randomUUID } from "node:crypto";
+import { createWriteStream, constants as fsConstants } from "node:fs";
+import { mkdir, open, readdir, rename, rm, stat, readFile, type FileHandle } from "node:fs/promises";
+import { dirname, join, resolve, sep } from "node:path";
+import { finished } from "node:stream/promises";
+import type { ByteRange, ObjectInfo, PendingObject, StorageDriver } from "./driver.js";
+
+const TEMP_DIR = "_tmp";
+
+/**
+ * Stores objects as files under one root. Writes land in `_tmp/` and are fsynced and
+ * renamed into place, so a crash never leaves a partial object under its real path.
+ * One process owns a root: start-up clears `_tmp/`.
+ */
+export class FilesystemDriver implements StorageDriver {
+  private readonly root: string;
+
+  constructor(root: string) {
+    this.root = resolve(root);
+  }
+
+  /** Creates the root and removes temp files a previous process left behind. */
+  async initialise(): Promise<void> {
+    await mkdir(this.root, { recursive: true });
+    await rm(join(this.root, TEMP_DIR), { recursive: true, force: true });
+    await mkdir(join(this.root, TEMP_DIR), { recursive: true });
+  }
+
+  private file(path: string): string {
+    const segments = path.split("/");
+    if (path === "" || segments.some((s) => s === "" || s === "." || s === "..")) {
+      throw new Error(`invalid storage path ${JSON.stringify(path)}`);
+    }
+    const full = join(this.root, ...segments);
+    if (!full.startsWith(this.root + sep)) throw new Error(`storage path escapes root: ${path}`);
+    return full;
+  }
+
+  async stat(path: string): Promise<ObjectInfo | undefined> {
+    try {
+      const s = await stat(this.file(path));
+      return { size: s.size, modified: s.mtime };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async open(path: string, range?: ByteRange): Promise<{ info: ObjectInfo; stream: import("node:stream").Readable } | undefined> {
+    let handle: FileHandle;
+    try {
+      handle = await open(this.file(path), fsConstants.O_RDONLY);
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+    try {
+      const s = await handle.stat();
+      if (s.isDirectory()) {
+        await handle.close();
+        return undefined;
+      }
+      const stream = handle.createReadStream({
+        start: range?.start,
+        end: range?.end,
+        highWaterMark: 1024 * 1024,
+        autoClose: true,
+      });
+      return { info: { size: s.size, modified: s.mtime }, stream };
+    } catch (err) {
+      await handle.close().catch(() => {});
+      throw err;
+    }
+  }
+
+  async readSmall(path: string): Promise<Buffer | undefined> {
+    try {
+      return await readFile(this.file(path));
+    } catch (err) {
+      if (isNotFound(err) || isDirectory(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async writeSmall(path: string, data: Buffer | string): Promise<void> {
+    const target = this.file(path);
+    const temp = join(this.root, TEMP_DIR, randomUUID());
+    const handle = await open(temp, "w");
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await this.place(temp, target);
+  }
+
+  async createPending(): Promise<PendingObject> {
+    const temp = join(this.root, TEMP_DIR, randomUUID());
+    const handle = await open(temp, "wx");
+    const stream = createWriteStream("", { fd: handle.fd, autoClose: false, highWaterMark: 1024 * 1024 });
+    let state: "open" | "committed" | "discarded" = "open";
+    const closeHandle = async () => {
+      if (!stream.destroyed && !stream.writableFinished) stream.destroy();
+      await handle.close().catch(() => {});
+    };
+    return {
+      stream,
+      get written() {
+        return stream.bytesWritten;
+      },
+      commit: async (path: string) => {
+        if (state !== "open") throw new Error(`pending object already ${state}`);
+        const target = this.file(path);
+        try {
+          if (!stream.writableFinished) await finished(stream);
+          await handle.sync();
+          await handle.close();
+          await this.place(temp, target);
+          state = "committed";
+        } catch (err) {
+          state = "discarded";
+          await closeHandle();
+          await rm(temp, { force: true });
+          throw err;
+        }
+      },
+      discard: async () => {
+        if (state !== "open") return;
+        state = "discarded";
+        await closeHandle();
+        await rm(temp, { force: true });
+      },
+    };
+  }
+
+  async move(from: string, to: string): Promise<void> {
+    await this.place(this.file(from), this.file(to));
+  }
+
+  async delete(path: string): Promise<void> {
+    const target = this.file(path);
+    await rm(target, { recursive: true, force: true });
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    try {
+      return (await readdir(prefix === "" ? this.root : this.file(prefix))).filter((n) => n !== TEMP_DIR);
+    } catch (err) {
+      if (isNotFound(err) || isNotDirectory(err)) return [];
+      throw err;
+    }
+  }
+
+  async probeWritable(): Promise<void> {
+    await this.writeSmall("_probe", String(Date.now()));
+  }
+
+  /** Renames into place and fsyncs the directory so the rename survives a crash. */
+  private async place(from: string, to: string): Promise<void> {
+    const dir = dirname(to);
+    await mkdir(dir, { recursive: true });
+    await rename(from, to);
+    const dirHandle = await open(dir, fsConstants.O_RDONLY);
+    try {
+      await dirHandle.sync();
+    } finally {
+      await dirHandle.close();
+    }
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException)?.code === "ENOENT";
+}
+function isNotDirectory(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException)?.code === "ENOTDIR";
+}
+function isDirectory(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException)?.code === "EISDIR";
+}

@@ -1,0 +1,150 @@
+import { Digest } from "../reference/digest.js";
+import type { StorageDriver } from "./driver.js";
+
+/** What a repository records about a manifest it holds. */
+export interface ManifestRecord {
+  mediaType: string;
+  size: number;
+}
+
+/** An OCI descriptor, as the referrers API lists them. */
+export interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  artifactType?: string;
+  annotations?: Record<string, string>;
+  platform?: Record<string, unknown>;
+}
+
+const ROOT = "repositories";
+
+/**
+ * Per-repository metadata beside the blob store: which manifests and blobs a repository
+ * holds, its tags, and the referrers of its manifests. Each fact is one small object,
+ * written atomically, so concurrent writers and crashes never leave a torn record.
+ */
+export class RepositoryMetadata {
+  constructor(private readonly driver: StorageDriver) {}
+
+  private base(repository: string): string {
+    return `${ROOT}/${repository}`;
+  }
+
+  private manifestPath(repository: string, digest: Digest): string {
+    return `${this.base(repository)}/_manifests/${digest.algorithm}/${digest.hex}`;
+  }
+
+  private blobPath(repository: string, digest: Digest): string {
+    return `${this.base(repository)}/_layers/${digest.algorithm}/${digest.hex}`;
+  }
+
+  private tagPath(repository: string, tag: string): string {
+    return `${this.base(repository)}/_tags/${tag}`;
+  }
+
+  private referrersPath(repository: string, subject: Digest): string {
+    return `${this.base(repository)}/_referrers/${subject.algorithm}/${subject.hex}`;
+  }
+
+  async linkManifest(repository: string, digest: Digest, record: ManifestRecord): Promise<void> {
+    await this.driver.writeSmall(this.manifestPath(repository, digest), JSON.stringify(record));
+  }
+
+  async manifest(repository: string, digest: Digest): Promise<ManifestRecord | undefined> {
+    const data = await this.driver.readSmall(this.manifestPath(repository, digest));
+    return data && (JSON.parse(data.toString("utf8")) as ManifestRecord);
+  }
+
+  async unlinkManifest(repository: string, digest: Digest): Promise<void> {
+    await this.driver.delete(this.manifestPath(repository, digest));
+  }
+
+  async manifests(repository: string): Promise<Digest[]> {
+    return this.digestsUnder(`${this.base(repository)}/_manifests`);
+  }
+
+  async linkBlob(repository: string, digest: Digest): Promise<void> {
+    await this.driver.writeSmall(this.blobPath(repository, digest), "");
+  }
+
+  async hasBlob(repository: string, digest: Digest): Promise<boolean> {
+    return (await this.driver.stat(this.blobPath(repository, digest))) !== undefined;
+  }
+
+  async unlinkBlob(repository: string, digest: Digest): Promise<void> {
+    await this.driver.delete(this.blobPath(repository, digest));
+  }
+
+  async blobs(repository: string): Promise<Digest[]> {
+    return this.digestsUnder(`${this.base(repository)}/_layers`);
+  }
+
+  async setTag(repository: string, tag: string, digest: Digest): Promise<void> {
+    await this.driver.writeSmall(this.tagPath(repository, tag), digest.toString());
+  }
+
+  async tag(repository: string, tag: string): Promise<Digest | undefined> {
+    const data = await this.driver.readSmall(this.tagPath(repository, tag));
+    return data && Digest.parse(data.toString("utf8").trim());
+  }
+
+  async deleteTag(repository: string, tag: string): Promise<boolean> {
+    if (!(await this.driver.stat(this.tagPath(repository, tag)))) return false;
+    await this.driver.delete(this.tagPath(repository, tag));
+    return true;
+  }
+
+  /** Tags in lexical order. */
+  async tags(repository: string): Promise<string[]> {
+    return (await this.driver.list(`${this.base(repository)}/_tags`)).sort(compareLexically);
+  }
+
+  async addReferrer(repository: string, subject: Digest, referrer: Descriptor): Promise<void> {
+    const digest = Digest.parse(referrer.digest)!;
+    await this.driver.writeSmall(`${this.referrersPath(repository, subject)}/${digest.algorithm}-${digest.hex}`, JSON.stringify(referrer));
+  }
+
+  async removeReferrer(repository: string, subject: Digest, referrer: Digest): Promise<void> {
+    await this.driver.delete(`${this.referrersPath(repository, subject)}/${referrer.algorithm}-${referrer.hex}`);
+  }
+
+  async referrers(repository: string, subject: Digest): Promise<Descriptor[]> {
+    const dir = this.referrersPath(repository, subject);
+    const result: Descriptor[] = [];
+    for (const name of (await this.driver.list(dir)).sort()) {
+      const data = await this.driver.readSmall(`${dir}/${name}`);
+      if (data) result.push(JSON.parse(data.toString("utf8")) as Descriptor);
+    }
+    return result;
+  }
+
+  /** Repositories holding at least one manifest, in lexical order. */
+  async repositories(): Promise<string[]> {
+    const found: string[] = [];
+    const walk = async (path: string, name: string): Promise<void> => {
+      const children = await this.driver.list(path);
+      if (children.includes("_manifests") && (await this.driver.list(`${path}/_manifests`)).length > 0) found.push(name);
+      for (const child of children) {
+        if (!child.startsWith("_")) await walk(`${path}/${child}`, name ? `${name}/${child}` : child);
+      }
+    };
+    await walk(ROOT, "");
+    return found.sort(compareLexically);
+  }
+
+  private async digestsUnder(path: string): Promise<Digest[]> {
+    const result: Digest[] = [];
+    for (const algorithm of await this.driver.list(path)) {
+      for (const hex of await this.driver.list(`${path}/${algorithm}`)) {
+        const digest = Digest.parse(`${algorithm}:${hex}`);
+        if (digest) result.push(digest);
+      }
+    }
+    return result;
+  }
+}
+
+export function compareLexically(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,20 @@
+import { BlobStore } from "./blob-store.js";
+import type { StorageDriver } from "./driver.js";
+import { FilesystemDriver } from "./filesystem-driver.js";
+import { RepositoryMetadata } from "./repository-metadata.js";
+import { UploadStore } from "./upload-store.js";
+
+/** Everything berth keeps, built on one driver. */
+export interface Storage {
+  driver: StorageDriver;
+  blobs: BlobStore;
+  metadata: RepositoryMetadata;
+  uploads: UploadStore;
+}
+
+export async function openFilesystemStorage(root: string): Promise<Storage> {
+  const driver = new FilesystemDriver(root);
+  await driver.initialise();
+  const blobs = new BlobStore(driver);
+  return { driver, blobs, metadata: new RepositoryMetadata(driver), uploads: new UploadStore(driver, blobs) };
+}
