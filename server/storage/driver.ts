@@ -20,6 +20,15 @@ export interface PendingObject {
   commit(path: string): Promise<void>;
   /** Drops the bytes; safe to call more than once and after a failed commit. */
   discard(): Promise<void>;
+  /** Reads bytes already written, while writing goes on; stays readable after commit. */
+  openReader(): Promise<PendingReader>;
+}
+
+/** Positional reads of a pending object's written bytes. */
+export interface PendingReader {
+  /** Reads up to `length` bytes at `position`; fewer only at the end of what is written. */
+  read(position: number, length: number): Promise<Buffer>;
+  close(): Promise<void>;
 }
 
 /**

@@ -131,6 +131,18 @@ export class FilesystemDriver implements StorageDriver {
         await closeHandle();
         await rm(temp, { force: true });
       },
+      // The descriptor outlives the rename in commit, so readers keep reading the placed file.
+      openReader: async () => {
+        const reader = await open(temp, fsConstants.O_RDONLY);
+        return {
+          read: async (position: number, length: number) => {
+            const buffer = Buffer.allocUnsafe(length);
+            const { bytesRead } = await reader.read(buffer, 0, length, position);
+            return bytesRead === length ? buffer : buffer.subarray(0, bytesRead);
+          },
+          close: () => reader.close(),
+        };
+      },
     };
   }
 
