@@ -18,7 +18,8 @@ export function parseConfig(value: unknown, source: string): BerthConfig {
   throw new ConfigError(`${source}: ${where}: ${issue.message}`);
 }
 
-export async function loadConfigFile(path: string): Promise<BerthConfig> {
+/** Reads a YAML config file as a raw document, to be overridden and then parsed once. */
+export async function readConfigDocument(path: string): Promise<Record<string, unknown>> {
   let text: string;
   try {
     text = await readFile(path, "utf8");
@@ -31,7 +32,13 @@ export async function loadConfigFile(path: string): Promise<BerthConfig> {
   } catch (err) {
     throw new ConfigError(`${path}: invalid YAML: ${(err as Error).message.split("\n")[0]}`);
   }
-  return parseConfig(value, path);
+  if (value === null || value === undefined) return {};
+  if (typeof value !== "object" || Array.isArray(value)) throw new ConfigError(`${path}: the top level must be a mapping`);
+  return value as Record<string, unknown>;
+}
+
+export async function loadConfigFile(path: string): Promise<BerthConfig> {
+  return parseConfig(await readConfigDocument(path), path);
 }
 
 

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { upstreamsSchema } from "./upstream-schema.js";
 
 const hostPort = z
   .string()
@@ -27,7 +28,21 @@ export const configSchema = z
       })
       .strict()
       .default({ mode: "none" }),
+    upstreams: upstreamsSchema,
+    defaultUpstream: z
+      .string()
+      .optional()
+      .describe("Host of the upstream that serves names matching no hosted repository, ?ns= or prefix."),
+    credentials: z
+      .array(z.string())
+      .default([])
+      .describe("Credential files tried for every upstream (after the upstream's own)."),
   })
-  .strict();
+  .strict()
+  .superRefine((config, ctx) => {
+    if (config.defaultUpstream !== undefined && !config.upstreams.some((u) => u.host === config.defaultUpstream || u.prefix === config.defaultUpstream)) {
+      ctx.addIssue({ code: "custom", path: ["defaultUpstream"], message: `${config.defaultUpstream} is not a configured upstream` });
+    }
+  });
 
 export type BerthConfig = z.infer<typeof configSchema>;

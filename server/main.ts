@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from "node:util";
-import { ConfigError, defaultConfig, loadConfigFile, parseConfig } from "../config/load.js";
+import { ConfigError, parseConfig, readConfigDocument } from "../config/load.js";
 import { createLogger } from "./log.js";
 import { startBerth } from "./server.js";
 
@@ -23,15 +23,10 @@ async function serve(args: string[]): Promise<void> {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
-  const base = values.config ? await loadConfigFile(values.config) : defaultConfig();
-  const config = parseConfig(
-    {
-      ...base,
-      ...(values.listen ? { listen: values.listen } : {}),
-      ...(values.storage ? { storage: { ...base.storage, root: values.storage } } : {}),
-    },
-    "command line",
-  );
+  const document = values.config ? await readConfigDocument(values.config) : {};
+  if (values.listen) document.listen = values.listen;
+  if (values.storage) document.storage = { ...(document.storage as object | undefined), root: values.storage };
+  const config = parseConfig(document, values.config ?? "embedded default config");
   const log = createLogger(config.log.level);
   const berth = await startBerth(config, log);
   log.info(`listening on ${berth.url}`);

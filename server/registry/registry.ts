@@ -39,6 +39,8 @@ export interface PutManifestResult {
 export interface RepositoryAddress {
   name: string;
   namespace?: string;
+  /** Writes go to hosted repositories even when a default upstream is configured. */
+  intent?: "read" | "write";
 }
 
 /**
@@ -65,8 +67,8 @@ export interface Repository {
   /** Appends a final chunk (if any), verifies the digest and stores the blob. */
   completeUpload(id: string, digest: Digest, body?: Readable): Promise<number>;
   cancelUpload(id: string): Promise<void>;
-  /** Links a blob from `from` (or, when omitted, any content the registry already holds); false if it cannot. */
-  mountBlob(digest: Digest, from?: Repository): Promise<boolean>;
+  /** Links a blob that `from` holds into this repository; false if it cannot. */
+  mountBlob(digest: Digest, from: Repository): Promise<boolean>;
 }
 
 export interface Registry {

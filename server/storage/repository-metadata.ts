@@ -17,7 +17,8 @@ export interface Descriptor {
   platform?: Record<string, unknown>;
 }
 
-const ROOT = "repositories";
+/** Where hosted repositories keep their metadata; mirrors keep theirs under `mirrors/<prefix>`. */
+export const HOSTED_ROOT = "repositories";
 
 /**
  * Per-repository metadata beside the blob store: which manifests and blobs a repository
@@ -25,10 +26,13 @@ const ROOT = "repositories";
  * written atomically, so concurrent writers and crashes never leave a torn record.
  */
 export class RepositoryMetadata {
-  constructor(private readonly driver: StorageDriver) {}
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly root: string = HOSTED_ROOT,
+  ) {}
 
   private base(repository: string): string {
-    return `${ROOT}/${repository}`;
+    return `${this.root}/${repository}`;
   }
 
   private manifestPath(repository: string, digest: Digest): string {
@@ -84,6 +88,14 @@ export class RepositoryMetadata {
     await this.driver.writeSmall(this.tagPath(repository, tag), digest.toString());
   }
 
+  /** A tag with the time it was last set, which mirrors use as the time it was last validated. */
+  async tagRecord(repository: string, tag: string): Promise<{ digest: Digest; updated: Date } | undefined> {
+    const path = this.tagPath(repository, tag);
+    const [data, info] = await Promise.all([this.driver.readSmall(path), this.driver.stat(path)]);
+    const digest = data && Digest.parse(data.toString("utf8").trim());
+    return digest && info ? { digest, updated: info.modified } : undefined;
+  }
+
   async tag(repository: string, tag: string): Promise<Digest | undefined> {
     const data = await this.driver.readSmall(this.tagPath(repository, tag));
     return data && Digest.parse(data.toString("utf8").trim());
@@ -119,17 +131,22 @@ export class RepositoryMetadata {
     return result;
   }
 
-  /** Repositories holding at least one manifest, in lexical order. */
+  /** A repository exists while it holds a manifest or a blob; deleting its last one removes it. */
+  async exists(repository: string): Promise<boolean> {
+    return (await this.manifests(repository)).length > 0 || (await this.blobs(repository)).length > 0;
+  }
+
+  /** Repositories that exist, in lexical order. */
   async repositories(): Promise<string[]> {
     const found: string[] = [];
     const walk = async (path: string, name: string): Promise<void> => {
       const children = await this.driver.list(path);
-      if (children.includes("_manifests") && (await this.driver.list(`${path}/_manifests`)).length > 0) found.push(name);
+      if (name && (await this.exists(name))) found.push(name);
       for (const child of children) {
         if (!child.startsWith("_")) await walk(`${path}/${child}`, name ? `${name}/${child}` : child);
       }
     };
-    await walk(ROOT, "");
+    await walk(this.root, "");
     return found.sort(compareLexically);
   }
 
