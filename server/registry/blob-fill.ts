@@ -56,9 +56,9 @@ export class BlobFill extends EventEmitter {
   }
 
   /** Starts fetching; `onVerified` runs after the blob is placed in the store and before readers finish. */
-  static start(digest: Digest, driver: StorageDriver, blobs: BlobStore, fetch: () => Promise<UpstreamBlob>, onVerified: () => Promise<void>): BlobFill {
+  static start(digest: Digest, driver: StorageDriver, blobs: BlobStore, hooks: FillHooks): BlobFill {
     const fill = new BlobFill(digest, blobs);
-    void fill.run(driver, blobs, fetch, onVerified);
+    void fill.run(driver, blobs, hooks);
     return fill;
   }
 
@@ -157,19 +157,19 @@ export class BlobFill extends EventEmitter {
     this.emit("change");
   }
 
-  private async run(driver: StorageDriver, blobs: BlobStore, fetch: () => Promise<UpstreamBlob>, onVerified: () => Promise<void>): Promise<void> {
+  private async run(driver: StorageDriver, blobs: BlobStore, hooks: FillHooks): Promise<void> {
     let pending: PendingObject | undefined;
     try {
       pending = await driver.createPending();
       this.source = await pending.openReader();
-      const upstream = await fetch();
+      const upstream = await hooks.fetch();
       if (upstream.size !== undefined) {
         this.size = upstream.size;
         this.change();
       }
       const hash = createHash(this.digest.algorithm);
       const output = pending.stream;
-      for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
+      for await (const chunk of bodyOf(upstream, this.digest)) {
         if (this.size !== undefined && this.written + chunk.length > this.size) {
           upstream.body.destroy();
           throw new UpstreamError("corrupt", `blob ${this.digest}: upstream sent more than its Content-Length ${this.size}`);
@@ -188,16 +188,36 @@ export class BlobFill extends EventEmitter {
       }
       output.end();
       await blobs.place(pending, this.digest);
-      await onVerified();
+      await hooks.onVerified();
       this.size = this.written;
       this.state = "verified";
     } catch (err) {
       this.error = err instanceof Error ? err : new Error(String(err));
       this.state = "failed";
       await pending?.discard();
+      hooks.onFailed(this.error);
     }
     this.change();
     await this.closeSourceIfIdle();
+  }
+}
+
+export interface FillHooks {
+  /** Starts the upstream request. */
+  fetch: () => Promise<UpstreamBlob>;
+  /** Runs once the verified blob is in the store, before readers see its end. */
+  onVerified: () => Promise<void>;
+  /** Runs once when the fill fails, whichever step failed. */
+  onFailed: (err: Error) => void;
+}
+
+/** The upstream body; a connection that breaks mid-transfer is an upstream outage. */
+async function* bodyOf(upstream: UpstreamBlob, digest: Digest): AsyncGenerator<Buffer> {
+  try {
+    yield* upstream.body as AsyncIterable<Buffer>;
+  } catch (err) {
+    if (err instanceof UpstreamError) throw err;
+    throw new UpstreamError("unreachable", `blob ${digest}: transfer broke off: ${(err as Error).message}`, { cause: err });
   }
 }
 
@@ -215,11 +235,11 @@ export class BlobFills {
   }
 
   /** Joins the fill of `digest`, starting one with `fetch` if none is in flight. */
-  join(digest: Digest, fetch: () => Promise<UpstreamBlob>, onVerified: () => Promise<void>): { fill: BlobFill; started: boolean } {
+  join(digest: Digest, hooks: FillHooks): { fill: BlobFill; started: boolean } {
     const key = digest.toString();
     const existing = this.inflight.get(key);
     if (existing) return { fill: existing, started: false };
-    const fill = BlobFill.start(digest, this.driver, this.blobs, fetch, onVerified);
+    const fill = BlobFill.start(digest, this.driver, this.blobs, hooks);
     this.inflight.set(key, fill);
     void fill.finished.then(() => {
       if (this.inflight.get(key) === fill) this.inflight.delete(key);

@@ -177,11 +177,18 @@ export class ProxyRepository implements Repository {
   private startFill(digest: Digest) {
     const waiting = this.mirror.backoff.remaining(this.backoffKey);
     if (waiting > 0) throw this.unavailable(waiting);
-    return this.mirror.fills.join(
-      digest,
-      () => this.upstreamCall(() => this.mirror.client.blob(this.upstreamName, digest.toString())),
-      () => this.mirror.cache.linkBlob(this.upstreamName, digest),
-    ).fill;
+    let headersArrived = false;
+    return this.mirror.fills.join(digest, {
+      fetch: async () => {
+        const blob = await this.upstreamCall(() => this.mirror.client.blob(this.upstreamName, digest.toString()));
+        headersArrived = true;
+        return blob;
+      },
+      onVerified: () => this.mirror.cache.linkBlob(this.upstreamName, digest),
+      onFailed: (err) => {
+        if (headersArrived && err instanceof UpstreamError && err.isOutage) this.recordOutage(err);
+      },
+    }).fill;
   }
 
   async tags(): Promise<string[]> {
@@ -266,14 +273,18 @@ export class ProxyRepository implements Repository {
     } catch (err) {
       if (err instanceof UpstreamError) {
         if (err.isOutage && !/is backing off$/.test(err.message)) {
-          const wait = this.mirror.backoff.failure(this.backoffKey, err.options.retryAfterMs);
-          this.mirror.log.warn({ upstream: this.mirror.upstream.host, repository: this.upstreamName, err: err.message, backoffMs: wait }, "upstream failed; backing off");
+          this.recordOutage(err);
         } else if (err.failure === "not-found") {
           this.mirror.backoff.success(this.backoffKey);
         }
       }
       throw err;
     }
+  }
+
+  private recordOutage(err: UpstreamError): void {
+    const wait = this.mirror.backoff.failure(this.backoffKey, err.options.retryAfterMs);
+    this.mirror.log.warn({ upstream: this.mirror.upstream.host, repository: this.upstreamName, err: err.message, backoffMs: wait }, "upstream failed; backing off");
   }
 
   private unavailable(waitMs: number): RegistryError {
