@@ -1,14 +1,14 @@
 import express, { type Request, type Response, type NextFunction } from "express";
 import type { AccessController, AccessRequest } from "../auth/access.js";
 import { RegistryError } from "../registry/errors.js";
-import type { Registry } from "../registry/registry.js";
+import type { Registry, Repository } from "../registry/registry.js";
 import type { Logger } from "../log.js";
 import { deleteBlob, getBlob, headBlob } from "./blob-handlers.js";
 import { listCatalog, listReferrers, listTags } from "./listing-handlers.js";
 import { deleteManifest, getManifest, putManifest } from "./manifest-handlers.js";
 import { API_VERSION_HEADER, sendError, sendJson } from "./responses.js";
 import { appendUpload, cancelUpload, completeUpload, startUpload, uploadStatus } from "./upload-handlers.js";
-import { parseV2Path, type V2Path } from "./v2-path.js";
+import { existingManifestReference, parseV2Path, pushManifestReference, type V2Path } from "./v2-path.js";
 
 export interface AppDependencies {
   registry: Registry;
@@ -50,8 +50,12 @@ async function serveV2(req: Request, res: Response, deps: AppDependencies): Prom
   const path = parseV2Path(req.originalUrl.split("?")[0]);
   if (!path) throw new RegistryError("UNSUPPORTED", `no route for ${req.method} ${req.originalUrl.split("?")[0].slice(0, 256)}`, undefined, { status: 404 });
   const method = req.method === "HEAD" ? "GET" : req.method;
-  const operation = OPERATIONS[path.kind][method];
-  if (!operation) throw new RegistryError("UNSUPPORTED", `${req.method} is not supported here`);
+  const operations = OPERATIONS[path.kind];
+  const operation = operations[method];
+  if (!operation) {
+    const allowed = Object.keys(operations).flatMap((m) => (m === "GET" ? ["GET", "HEAD"] : [m]));
+    throw new RegistryError("UNSUPPORTED", `${req.method} is not supported here`, undefined, { headers: { Allow: allowed.join(", ") } });
+  }
   await deps.access.authorize(req, accessFor(path, operation.actions));
   await operation.run(req, res, path, deps);
 }
@@ -63,8 +67,14 @@ interface Operation {
 
 const repositoryOf = (req: Request, path: V2Path, deps: AppDependencies) => {
   if (!("name" in path)) throw new Error(`route ${path.kind} has no repository`);
-  return deps.registry.repository({ name: path.name, namespace: namespaceOf(req) });
+  return deps.registry.repository({ name: path.name, namespace: namespaceOf(req), intent: intentOf(req, path) });
 };
+
+/** Upload sessions belong to a push even when read with GET, so they go where the push goes. */
+function intentOf(req: Request, path: V2Path): "read" | "write" {
+  if (path.kind === "uploads" || path.kind === "upload") return "write";
+  return req.method === "GET" || req.method === "HEAD" ? "read" : "write";
+}
 
 type ByKind<K extends V2Path["kind"]> = Extract<V2Path, { kind: K }>;
 const on =
@@ -81,9 +91,18 @@ const OPERATIONS: Record<V2Path["kind"], Record<string, Operation>> = {
     GET: on("catalog", [], async (req, res, _path, deps) => listCatalog(req, res, deps.registry)),
   },
   manifest: {
-    GET: on("manifest", ["pull"], async (req, res, path, deps) => getManifest(req, res, await repositoryOf(req, path, deps), path.reference)),
-    PUT: on("manifest", ["pull", "push"], async (req, res, path, deps) => putManifest(req, res, await repositoryOf(req, path, deps), path.reference)),
-    DELETE: on("manifest", ["delete"], async (req, res, path, deps) => deleteManifest(res, await repositoryOf(req, path, deps), path.reference)),
+    GET: on("manifest", ["pull"], async (req, res, path, deps) => {
+      const reference = existingManifestReference(path.reference);
+      await getManifest(req, res, await repositoryOf(req, path, deps), reference);
+    }),
+    PUT: on("manifest", ["pull", "push"], async (req, res, path, deps) => {
+      const reference = pushManifestReference(path.reference);
+      await putManifest(req, res, await repositoryOf(req, path, deps), reference);
+    }),
+    DELETE: on("manifest", ["delete"], async (req, res, path, deps) => {
+      const reference = existingManifestReference(path.reference);
+      await deleteManifest(res, await repositoryOf(req, path, deps), reference);
+    }),
   },
   blob: {
     GET: on("blob", ["pull"], async (req, res, path, deps) => {
@@ -94,7 +113,9 @@ const OPERATIONS: Record<V2Path["kind"], Record<string, Operation>> = {
     DELETE: on("blob", ["delete"], async (req, res, path, deps) => deleteBlob(res, await repositoryOf(req, path, deps), path.digest)),
   },
   uploads: {
-    POST: on("uploads", ["pull", "push"], async (req, res, path, deps) => startUpload(req, res, await repositoryOf(req, path, deps), deps.registry)),
+    POST: on("uploads", ["pull", "push"], async (req, res, path, deps) =>
+      startUpload(req, res, await repositoryOf(req, path, deps), (name) => mountSource(req, name, deps)),
+    ),
   },
   upload: {
     GET: on("upload", ["pull", "push"], async (req, res, path, deps) => uploadStatus(res, await repositoryOf(req, path, deps), path.id)),
@@ -113,6 +134,20 @@ const OPERATIONS: Record<V2Path["kind"], Record<string, Operation>> = {
 function accessFor(path: V2Path, actions: AccessRequest["actions"]): AccessRequest {
   if (path.kind === "catalog") return { actions: [], registryResource: "catalog" };
   return "name" in path ? { repository: path.name, actions } : { actions };
+}
+
+/**
+ * The repository a cross-repository mount reads from, when the client may pull from it. A
+ * client that may not gets an ordinary upload session, so a mount never leaks content.
+ */
+async function mountSource(req: Request, name: string, deps: AppDependencies): Promise<Repository | undefined> {
+  try {
+    await deps.access.authorize(req, { repository: name, actions: ["pull"] });
+  } catch (err) {
+    if (err instanceof RegistryError && (err.status === 401 || err.status === 403)) return undefined;
+    throw err;
+  }
+  return deps.registry.repository({ name });
 }
 
 function namespaceOf(req: Request): string | undefined {

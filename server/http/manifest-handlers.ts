@@ -1,5 +1,5 @@
 import type { Request, Response } from "express";
-import { MAX_MANIFEST_BYTES } from "../registry/manifest.js";
+import { MAX_MANIFEST_BYTES, manifestTooLarge } from "../registry/manifest.js";
 import type { ManifestReference, Repository } from "../registry/registry.js";
 import { readBody } from "./request-body.js";
 import { sendEmpty } from "./responses.js";
@@ -17,7 +17,8 @@ export async function getManifest(req: Request, res: Response, repository: Repos
 }
 
 export async function putManifest(req: Request, res: Response, repository: Repository, reference: ManifestReference): Promise<void> {
-  const bytes = await readBody(req, MAX_MANIFEST_BYTES + 1);
+  if (Number(req.header("content-length")) > MAX_MANIFEST_BYTES) throw manifestTooLarge();
+  const bytes = await readBody(req, MAX_MANIFEST_BYTES, manifestTooLarge);
   const result = await repository.putManifest(reference, req.header("content-type"), bytes);
   const headers: Record<string, string> = {
     Location: `/v2/${repository.name}/manifests/${result.digest}`,

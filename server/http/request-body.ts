@@ -1,15 +1,15 @@
 import type { Readable } from "node:stream";
 import { RegistryError } from "../registry/errors.js";
 
-/** Reads a small request body (a manifest) into memory, refusing more than `limit` bytes. */
-export async function readBody(stream: Readable, limit: number): Promise<Buffer> {
+/** Reads a small request body (a manifest) into memory; more than `limit` bytes is `tooLarge()`. */
+export async function readBody(stream: Readable, limit: number, tooLarge: () => RegistryError): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of stream as AsyncIterable<Buffer>) {
     size += chunk.length;
     if (size > limit) {
       stream.resume();
-      throw new RegistryError("SIZE_INVALID", `body exceeds ${limit} bytes`, undefined, { status: 413 });
+      throw tooLarge();
     }
     chunks.push(chunk);
   }

@@ -1,29 +1,38 @@
 import type { Request, Response } from "express";
 import { RegistryError } from "../registry/errors.js";
-import type { Registry, Repository } from "../registry/registry.js";
+import type { Repository } from "../registry/registry.js";
 import type { UploadSession } from "../storage/upload-store.js";
 import { isRepositoryName } from "../reference/repository-name.js";
 import { parseContentRange } from "./byte-range.js";
 import { sendEmpty } from "./responses.js";
 import { parseDigest } from "./v2-path.js";
 
-/** POST /v2/<name>/blobs/uploads/: mount, monolithic upload with `digest=`, or a new session. */
-export async function startUpload(req: Request, res: Response, repository: Repository, registry: Registry): Promise<void> {
+/**
+ * POST /v2/<name>/blobs/uploads/: a mount from another repository, a monolithic upload with
+ * `digest=`, or a new session. Without `from`, berth does not search other repositories for
+ * the blob (the store holds other tenants' content) and opens a session instead.
+ */
+export async function startUpload(
+  req: Request,
+  res: Response,
+  repository: Repository,
+  mountSource: (name: string) => Promise<Repository | undefined>,
+): Promise<void> {
   const mount = queryString(req, "mount");
-  if (mount !== undefined) {
+  const fromName = queryString(req, "from");
+  if (mount !== undefined && fromName !== undefined) {
     const digest = parseDigest(mount);
-    const fromName = queryString(req, "from");
-    if (fromName !== undefined && !isRepositoryName(fromName)) throw new RegistryError("NAME_INVALID", undefined, { name: fromName });
-    const from = fromName === undefined ? undefined : await registry.repository({ name: fromName });
-    if (await repository.mountBlob(digest, from)) {
+    if (!isRepositoryName(fromName)) throw new RegistryError("NAME_INVALID", undefined, { name: fromName.slice(0, 256) });
+    const from = await mountSource(fromName);
+    if (from && (await repository.mountBlob(digest, from))) {
       sendEmpty(res, 201, { Location: blobLocation(repository, digest.toString()), "Docker-Content-Digest": digest.toString() });
       return;
     }
   }
   const digestParam = mount === undefined ? queryString(req, "digest") : undefined;
+  const digest = digestParam === undefined ? undefined : parseDigest(digestParam);
   const session = await repository.startUpload();
-  if (digestParam !== undefined) {
-    const digest = parseDigest(digestParam);
+  if (digest) {
     try {
       await repository.completeUpload(session.id, digest, req);
     } catch (err) {

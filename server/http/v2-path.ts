@@ -7,7 +7,8 @@ import type { ManifestReference } from "../registry/registry.js";
 export type V2Path =
   | { kind: "base" }
   | { kind: "catalog" }
-  | { kind: "manifest"; name: string; reference: ManifestReference }
+  /** `reference` is checked per method: reading an impossible reference is a 404, pushing to one a 400. */
+  | { kind: "manifest"; name: string; reference: string }
   | { kind: "blob"; name: string; digest: Digest }
   | { kind: "uploads"; name: string }
   | { kind: "upload"; name: string; id: string }
@@ -15,7 +16,7 @@ export type V2Path =
   | { kind: "referrers"; name: string; digest: Digest };
 
 const ROUTES: [RegExp, (name: string, arg: string) => V2Path][] = [
-  [/^\/v2\/(.+)\/manifests\/([^/]+)$/, (name, ref) => ({ kind: "manifest", name, reference: manifestReference(ref) })],
+  [/^\/v2\/(.+)\/manifests\/([^/]+)$/, (name, reference) => ({ kind: "manifest", name, reference })],
   [/^\/v2\/(.+)\/blobs\/uploads\/?$/, (name) => ({ kind: "uploads", name })],
   [/^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/, (name, id) => ({ kind: "upload", name, id })],
   [/^\/v2\/(.+)\/blobs\/([^/]+)$/, (name, digest) => ({ kind: "blob", name, digest: parseDigest(digest) })],
@@ -31,13 +32,22 @@ export function parseV2Path(rawPath: string): V2Path | undefined {
     const match = pattern.exec(rawPath);
     if (!match) continue;
     const name = decode(match[1]);
-    if (!isRepositoryName(name)) throw new RegistryError("NAME_INVALID", undefined, { name });
+    if (!isRepositoryName(name)) throw new RegistryError("NAME_INVALID", undefined, { name: name.slice(0, 256) });
     return build(name, decode(match[2] ?? ""));
   }
   return undefined;
 }
 
-export function manifestReference(text: string): ManifestReference {
+/** The reference of a manifest to read or delete; one that cannot name any manifest is unknown. */
+export function existingManifestReference(text: string): ManifestReference {
+  if (isTag(text)) return { tag: text };
+  const digest = Digest.parse(text);
+  if (!digest) throw new RegistryError("MANIFEST_UNKNOWN", undefined, { reference: text.slice(0, 256) });
+  return { digest };
+}
+
+/** The reference a manifest is pushed to: a valid tag, or a digest berth can verify. */
+export function pushManifestReference(text: string): ManifestReference {
   if (isTag(text)) return { tag: text };
   if (Digest.looksLikeDigest(text)) return { digest: parseDigest(text) };
   throw new RegistryError("MANIFEST_INVALID", "reference is neither a valid tag nor a digest", { reference: text.slice(0, 256) });

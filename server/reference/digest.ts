@@ -17,8 +17,9 @@ export class Digest {
     const match = DIGEST_PATTERN.exec(text);
     if (!match) return undefined;
     const algorithm = match[1] as DigestAlgorithm;
+    if (!Object.hasOwn(ENCODED_LENGTH, algorithm)) return undefined;
     const expected = ENCODED_LENGTH[algorithm];
-    if (expected === undefined || match[2].length !== expected || !/^[a-f0-9]+$/.test(match[2])) return undefined;
+    if (match[2].length !== expected || !/^[a-f0-9]+$/.test(match[2])) return undefined;
     return new Digest(algorithm, match[2]);
   }
 

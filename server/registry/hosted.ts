@@ -6,7 +6,7 @@ import type { Descriptor } from "../storage/repository-metadata.js";
 import type { Storage } from "../storage/storage.js";
 import { UploadOffsetError, UploadUnknownError, type UploadSession } from "../storage/upload-store.js";
 import { RegistryError } from "./errors.js";
-import { MAX_MANIFEST_BYTES, parseManifest } from "./manifest.js";
+import { MAX_MANIFEST_BYTES, manifestTooLarge, parseManifest } from "./manifest.js";
 import type { BlobContent, ManifestContent, ManifestReference, PutManifestResult, Repository } from "./registry.js";
 
 /** A repository owned by berth: pushed to and pulled from, stored in the local store. */
@@ -30,9 +30,7 @@ export class HostedRepository implements Repository {
   }
 
   async putManifest(reference: ManifestReference | undefined, contentType: string | undefined, bytes: Buffer): Promise<PutManifestResult> {
-    if (bytes.length > MAX_MANIFEST_BYTES) {
-      throw new RegistryError("SIZE_INVALID", `manifests are limited to ${MAX_MANIFEST_BYTES} bytes`, undefined, { status: 413 });
-    }
+    if (bytes.length > MAX_MANIFEST_BYTES) throw manifestTooLarge();
     const manifest = parseManifest(bytes, contentType);
     const digest = Digest.of(reference?.digest?.algorithm ?? "sha256", bytes);
     if (reference?.digest && !reference.digest.equals(digest)) {
@@ -96,11 +94,8 @@ export class HostedRepository implements Repository {
   }
 
   async tags(): Promise<string[]> {
-    const tags = await this.metadata.tags(this.name);
-    if (tags.length === 0 && (await this.metadata.manifests(this.name)).length === 0) {
-      throw new RegistryError("NAME_UNKNOWN", undefined, { name: this.name });
-    }
-    return tags;
+    if (!(await this.metadata.exists(this.name))) throw new RegistryError("NAME_UNKNOWN", undefined, { name: this.name });
+    return this.metadata.tags(this.name);
   }
 
   async referrers(subject: Digest): Promise<Descriptor[]> {
@@ -125,7 +120,15 @@ export class HostedRepository implements Repository {
   async completeUpload(id: string, digest: Digest, body?: Readable): Promise<number> {
     await this.upload(id);
     if (body) await this.appendUpload(id, undefined, body);
-    const session = await translateUploadErrors(id, () => this.storage.uploads.complete(id, digest));
+    const session = await translateUploadErrors(id, async () => {
+      try {
+        return await this.storage.uploads.complete(id, digest);
+      } catch (err) {
+        // As Distribution does: content that failed verification is dropped, not kept for a retry.
+        if (err instanceof DigestMismatchError) await this.storage.uploads.cancel(id);
+        throw err;
+      }
+    });
     await this.metadata.linkBlob(this.name, digest);
     return (await this.storage.blobs.size(digest)) ?? session.size;
   }
@@ -135,17 +138,15 @@ export class HostedRepository implements Repository {
     await this.storage.uploads.cancel(id);
   }
 
-  async mountBlob(digest: Digest, from?: Repository): Promise<boolean> {
-    if (from) {
-      try {
-        await from.statBlob(digest);
-      } catch (err) {
-        if (err instanceof RegistryError && err.code === "BLOB_UNKNOWN") return false;
-        throw err;
-      }
-    } else if ((await this.storage.blobs.size(digest)) === undefined) {
-      return false;
+  /** Links a blob `from` holds, once its bytes are in the local store (a mirror may only know of it). */
+  async mountBlob(digest: Digest, from: Repository): Promise<boolean> {
+    try {
+      await from.statBlob(digest);
+    } catch (err) {
+      if (err instanceof RegistryError && err.code === "BLOB_UNKNOWN") return false;
+      throw err;
     }
+    if ((await this.storage.blobs.size(digest)) === undefined) return false;
     await this.metadata.linkBlob(this.name, digest);
     return true;
   }

@@ -6,6 +6,11 @@ import { INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX, OCI_MANIFEST } from "./media-ty
 /** Manifests larger than this are refused (the spec asks registries to take at least 4 MiB). */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
+/** The answer to a manifest over the size limit: 413, as the spec suggests. */
+export function manifestTooLarge(): RegistryError {
+  return new RegistryError("SIZE_INVALID", `manifests are limited to ${MAX_MANIFEST_BYTES} bytes`, undefined, { status: 413 });
+}
+
 /** What berth needs to know about a manifest it is asked to store. */
 export interface ParsedManifest {
   mediaType: string;
@@ -39,7 +44,7 @@ export function parseManifest(bytes: Buffer, contentType: string | undefined): P
   if (typeof body !== "object" || body === null || Array.isArray(body)) throw invalid("manifest is not a JSON object");
   if (body.schemaVersion !== 2) throw invalid("only schemaVersion 2 manifests are supported");
 
-  const declared = typeof body.mediaType === "string" ? body.mediaType : undefined;
+  const declared = typeof body.mediaType === "string" && body.mediaType !== "" ? body.mediaType : undefined;
   const sent = contentType?.split(";")[0].trim().toLowerCase();
   if (declared && sent && sent !== declared) {
     throw invalid(`Content-Type ${sent} does not match the manifest's mediaType ${declared}`);

@@ -85,14 +85,19 @@ export class FilesystemDriver implements StorageDriver {
   async writeSmall(path: string, data: Buffer | string): Promise<void> {
     const target = this.file(path);
     const temp = join(this.root, TEMP_DIR, randomUUID());
-    const handle = await open(temp, "w");
     try {
-      await handle.writeFile(data);
-      await handle.sync();
-    } finally {
-      await handle.close();
+      const handle = await open(temp, "wx");
+      try {
+        await handle.writeFile(data);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await this.place(temp, target);
+    } catch (err) {
+      await rm(temp, { force: true });
+      throw err;
     }
-    await this.place(temp, target);
   }
 
   async createPending(): Promise<PendingObject> {
