@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { upstreamsSchema } from "./upstream-schema.js";
+import { authSchema } from "./auth-schema.js";
+import { archFallbackSchema, upstreamsSchema } from "./upstream-schema.js";
 
 const hostPort = z
   .string()
@@ -22,12 +23,17 @@ export const configSchema = z
       })
       .strict()
       .default({ level: "info" }),
-    auth: z
-      .object({
-        mode: z.enum(["none"]).default("none").describe("none: anyone may pull and push (a laptop or a trusted node)."),
-      })
+    auth: authSchema.describe("Who may pull and push: none, or berth tokens from /token (see config/auth.md)."),
+    platform: z
+      .string()
+      .regex(/^[a-z0-9._-]+\/[a-z0-9._-]+(\/[a-z0-9._-]+)?$/, "must be OS/ARCH[/VARIANT]")
+      .default("linux/amd64")
+      .describe("Platform whose manifest is served to clients that cannot take an image index."),
+    hosted: z
+      .object({ archFallback: archFallbackSchema })
       .strict()
-      .default({ mode: "none" }),
+      .prefault({})
+      .describe("Hosted repositories."),
     upstreams: upstreamsSchema,
     defaultUpstream: z
       .string()

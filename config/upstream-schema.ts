@@ -3,6 +3,21 @@ import { duration } from "./duration.js";
 
 const DOCKER_HUB_HOSTS = ["docker.io", "index.docker.io", "registry-1.docker.io"];
 
+const KUBERNETES_ARCHITECTURES = ["amd64", "arm64", "arm", "ppc64le", "s390x", "386", "riscv64"];
+
+export const archFallbackSchema = z
+  .object({
+    enabled: z.boolean().default(true).describe("Bridge the Kubernetes -$(ARCH) naming: name-<arch>:tag from name:tag's index, and name:tag from name-<arch>:tag tags."),
+    architectures: z
+      .array(z.string().regex(/^[a-z0-9]+$/))
+      .default(KUBERNETES_ARCHITECTURES)
+      .describe("Architectures probed, in order (Kubernetes/Go names)."),
+  })
+  .strict()
+  .prefault({});
+
+export type ArchFallbackConfig = z.output<typeof archFallbackSchema>;
+
 export const tagPolicySchema = z
   .enum(["Always", "IfNotPresent", "Never"])
   .describe(
@@ -27,6 +42,7 @@ export const upstreamSchema = z
       .array(z.string())
       .default([])
       .describe("Credential files for this upstream: docker config.json, .dockercfg, or dockerconfigjson/dockercfg Secret manifests."),
+    archFallback: archFallbackSchema,
     connectTimeout: duration("10s").describe("Longest wait to connect to the upstream."),
     readTimeout: duration("60s").describe("Longest wait for response headers, and between two chunks of a body."),
   })

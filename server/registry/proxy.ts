@@ -42,6 +42,10 @@ export class ProxyRepository implements Repository {
     private readonly mirror: Mirror,
   ) {}
 
+  get upstream(): UpstreamConfig {
+    return this.mirror.upstream;
+  }
+
   private get policy() {
     return this.mirror.upstream.tagPolicy;
   }

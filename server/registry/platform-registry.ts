@@ -1,0 +1,289 @@
+import type { Readable } from "node:stream";
+import { Digest } from "../reference/digest.js";
+import type { BlobStore } from "../storage/blob-store.js";
+import type { ByteRange } from "../storage/driver.js";
+import type { Descriptor } from "../storage/repository-metadata.js";
+import type { UploadSession } from "../storage/upload-store.js";
+import { RegistryError } from "./errors.js";
+import { DOCKER_MANIFEST_LIST, isIndexType, OCI_INDEX } from "./media-types.js";
+import { formatPlatform, selectPlatform, type Platform } from "./platform.js";
+import type { BlobContent, ManifestContent, ManifestReference, ManifestRequest, PutManifestResult, Registry, Repository, RepositoryAddress } from "./registry.js";
+
+export const SYNTHESIZED_ANNOTATION = "berth.synthesized";
+const SYNTHESIZED_REPOSITORY_ANNOTATION = "berth.synthesized.repository";
+export const FALLBACK_HEADER = "Berth-Fallback";
+export const PLATFORM_HEADER = "Berth-Platform";
+
+export interface PlatformOptions {
+  /** The platform served to clients that cannot take an index. */
+  defaultPlatform: Platform;
+  /** Architectures probed for `-$(ARCH)` fallbacks, per repository; empty turns fallbacks off. */
+  fallbackArchitectures: (repository: Repository) => readonly string[];
+  /** Where synthesized indexes are kept, so they can be fetched again by digest. */
+  blobs: BlobStore;
+}
+
+/**
+ * Wraps a registry with what multi-arch clients need (DESIGN §4): an index reaches only
+ * clients that accept one, others get their platform's manifest; `name-<arch>:tag` falls
+ * back to the `<arch>` entry of `name:tag`'s index, and `name:tag` to an index synthesized
+ * from per-architecture `name-<arch>:tag` tags.
+ */
+export class PlatformRegistry implements Registry {
+  constructor(
+    private readonly inner: Registry,
+    private readonly options: PlatformOptions,
+  ) {}
+
+  async repository(address: RepositoryAddress): Promise<Repository> {
+    const repository = await this.inner.repository(address);
+    const architectures = this.options.fallbackArchitectures(repository);
+    return new PlatformRepository(address, repository, this.inner, architectures, this.options);
+  }
+
+  catalog(): Promise<string[]> {
+    return this.inner.catalog();
+  }
+}
+
+class PlatformRepository implements Repository {
+  constructor(
+    private readonly address: RepositoryAddress,
+    private readonly inner: Repository,
+    private readonly registry: Registry,
+    private readonly architectures: readonly string[],
+    private readonly options: PlatformOptions,
+  ) {}
+
+  get name(): string {
+    return this.inner.name;
+  }
+
+  async getManifest(reference: ManifestReference, request: ManifestRequest): Promise<ManifestContent> {
+    const manifest = await this.withFallback(
+      () => this.inner.getManifest(reference, request),
+      () => this.fallbackManifest(reference),
+    );
+    return this.negotiate(manifest, request);
+  }
+
+  async statBlob(digest: Digest): Promise<number> {
+    return this.withFallback(
+      () => this.inner.statBlob(digest),
+      () => this.fromRelatives((r) => r.statBlob(digest)),
+    );
+  }
+
+  async openBlob(digest: Digest, range?: ByteRange): Promise<BlobContent> {
+    return this.withFallback(
+      () => this.inner.openBlob(digest, range),
+      () => this.fromRelatives((r) => r.openBlob(digest, range)),
+    );
+  }
+
+  /** Serves an index only to clients that accept one; others get their platform's manifest. */
+  private async negotiate(manifest: ManifestContent, request: ManifestRequest): Promise<ManifestContent> {
+    if (!isIndexType(manifest.mediaType) || acceptsIndex(request.accept)) return manifest;
+    const wanted = this.options.defaultPlatform;
+    const entry = selectPlatform(indexEntries(manifest.bytes), wanted);
+    if (!entry) {
+      throw new RegistryError("MANIFEST_UNKNOWN", `the index has no ${formatPlatform(wanted)} manifest, and the client does not accept an index`, {
+        digest: manifest.digest.toString(),
+      });
+    }
+    const child = await this.getManifest({ digest: Digest.parse(entry.digest)! }, { accept: [] });
+    return {
+      ...child,
+      warnings: [...(manifest.warnings ?? []), ...(child.warnings ?? [])],
+      headers: { ...manifest.headers, ...child.headers, [PLATFORM_HEADER]: formatPlatform(wanted) },
+    };
+  }
+
+  /** Runs `primary`; when it finds nothing and fallbacks are on, `fallback` gets a chance. */
+  private async withFallback<T>(primary: () => Promise<T>, fallback: () => Promise<T | undefined>): Promise<T> {
+    try {
+      return await primary();
+    } catch (err) {
+      if (this.architectures.length === 0 || !isUnknown(err)) throw err;
+      const found = await fallback();
+      if (found === undefined) throw err;
+      return found;
+    }
+  }
+
+  private async fallbackManifest(reference: ManifestReference): Promise<ManifestContent | undefined> {
+    const suffixed = this.splitArchitecture();
+    if (suffixed) return this.fromIndexEntry(suffixed.base, suffixed.architecture, reference);
+    if (reference.tag !== undefined) return this.synthesizeIndex(reference.tag);
+    return (await this.synthesizedByDigest(reference.digest)) ?? this.fromRelatives((r) => r.getManifest(reference, { accept: [] }));
+  }
+
+  /** `name-<arch>:tag` → the `<arch>` entry of `name:tag`'s index. */
+  private async fromIndexEntry(base: string, architecture: string, reference: ManifestReference): Promise<ManifestContent | undefined> {
+    const baseRepository = await this.sibling(base);
+    const from = `${base}${reference.tag !== undefined ? `:${reference.tag}` : `@${reference.digest}`}`;
+    const found = await optional(() => baseRepository.getManifest(reference, { accept: [] }));
+    if (!found) return undefined;
+    if (reference.digest) return { ...found, headers: { ...found.headers, [FALLBACK_HEADER]: `base-repository; from=${from}` } };
+    if (!isIndexType(found.mediaType)) return undefined;
+    const entry = selectPlatform(indexEntries(found.bytes), { os: "linux", architecture });
+    if (!entry) return undefined;
+    const child = await baseRepository.getManifest({ digest: Digest.parse(entry.digest)! }, { accept: [] });
+    return { ...child, headers: { ...child.headers, [FALLBACK_HEADER]: `index-entry; from=${from}` } };
+  }
+
+  /** `name:tag` missing → an index of the per-architecture `name-<arch>:tag` manifests. */
+  private async synthesizeIndex(tag: string): Promise<ManifestContent | undefined> {
+    const entries: Descriptor[] = [];
+    const sources: string[] = [];
+    for (const architecture of this.architectures) {
+      const sibling = await this.sibling(`${this.name}-${architecture}`);
+      const manifest = await optional(() => sibling.getManifest({ tag }, { accept: [] }));
+      if (!manifest) continue;
+      const entry = await this.entryFor(sibling, manifest, architecture);
+      if (!entry) continue;
+      entries.push(entry);
+      sources.push(`${this.name}-${architecture}:${tag}`);
+    }
+    if (entries.length === 0) return undefined;
+    const index = {
+      schemaVersion: 2,
+      mediaType: OCI_INDEX,
+      manifests: entries,
+      annotations: {
+        [SYNTHESIZED_ANNOTATION]: `index synthesized by berth from ${sources.join(", ")}`,
+        [SYNTHESIZED_REPOSITORY_ANNOTATION]: this.name,
+      },
+    };
+    const bytes = Buffer.from(JSON.stringify(index));
+    const digest = await this.options.blobs.ingestBuffer(bytes);
+    return { digest, mediaType: OCI_INDEX, bytes, headers: { [FALLBACK_HEADER]: `synthesized-index; from=${sources.join(",")}` } };
+  }
+
+  /** The descriptor of one per-architecture manifest, with its platform from its config. */
+  private async entryFor(sibling: Repository, manifest: ManifestContent, architecture: string): Promise<Descriptor | undefined> {
+    if (isIndexType(manifest.mediaType)) {
+      const entry = selectPlatform(indexEntries(manifest.bytes), { os: "linux", architecture });
+      return entry && { mediaType: entry.mediaType, digest: entry.digest, size: entry.size, platform: entry.platform };
+    }
+    const platform = (await this.configPlatform(sibling, manifest)) ?? { os: "linux", architecture };
+    return { mediaType: manifest.mediaType, digest: manifest.digest.toString(), size: manifest.bytes.length, platform: { ...platform } };
+  }
+
+  private async configPlatform(sibling: Repository, manifest: ManifestContent): Promise<Platform | undefined> {
+    try {
+      const config = (JSON.parse(manifest.bytes.toString("utf8")) as { config?: { digest?: string; size?: number } }).config;
+      const digest = config?.digest ? Digest.parse(config.digest) : undefined;
+      if (!digest || (config?.size ?? Infinity) > 1024 * 1024) return undefined;
+      const blob = await sibling.openBlob(digest);
+      const parsed = JSON.parse((await readAll(blob.stream)).toString("utf8")) as { os?: unknown; architecture?: unknown; variant?: unknown };
+      if (typeof parsed.os !== "string" || typeof parsed.architecture !== "string") return undefined;
+      return { os: parsed.os, architecture: parsed.architecture, ...(typeof parsed.variant === "string" ? { variant: parsed.variant } : {}) };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** A synthesized index is fetched again by digest (containerd resolves, then GETs by digest). */
+  private async synthesizedByDigest(digest: Digest): Promise<ManifestContent | undefined> {
+    const bytes = await this.options.blobs.read(digest);
+    if (!bytes) return undefined;
+    try {
+      const index = JSON.parse(bytes.toString("utf8")) as { mediaType?: string; annotations?: Record<string, string> };
+      if (index.mediaType !== OCI_INDEX || index.annotations?.[SYNTHESIZED_REPOSITORY_ANNOTATION] !== this.name) return undefined;
+    } catch {
+      return undefined;
+    }
+    return { digest, mediaType: OCI_INDEX, bytes, headers: { [FALLBACK_HEADER]: "synthesized-index" } };
+  }
+
+  /** The first answer from the related repositories: the base of `name-<arch>`, or every `name-<arch>` of `name`. */
+  private async fromRelatives<T>(ask: (repository: Repository) => Promise<T>): Promise<T | undefined> {
+    const suffixed = this.splitArchitecture();
+    const names = suffixed ? [suffixed.base] : this.architectures.map((a) => `${this.name}-${a}`);
+    for (const name of names) {
+      const found = await optional(async () => ask(await this.sibling(name)));
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+
+  private splitArchitecture(): { base: string; architecture: string } | undefined {
+    for (const architecture of this.architectures) {
+      const suffix = `-${architecture}`;
+      const lastComponent = this.name.slice(this.name.lastIndexOf("/") + 1);
+      if (lastComponent.endsWith(suffix) && lastComponent.length > suffix.length) {
+        return { base: this.name.slice(0, -suffix.length), architecture };
+      }
+    }
+    return undefined;
+  }
+
+  private sibling(name: string): Promise<Repository> {
+    return this.registry.repository({ ...this.address, name });
+  }
+
+  putManifest(reference: ManifestReference | undefined, contentType: string | undefined, bytes: Buffer): Promise<PutManifestResult> {
+    return this.inner.putManifest(reference, contentType, bytes);
+  }
+  deleteManifest(reference: ManifestReference): Promise<void> {
+    return this.inner.deleteManifest(reference);
+  }
+  deleteBlob(digest: Digest): Promise<void> {
+    return this.inner.deleteBlob(digest);
+  }
+  tags(): Promise<string[]> {
+    return this.inner.tags();
+  }
+  referrers(subject: Digest): Promise<Descriptor[]> {
+    return this.inner.referrers(subject);
+  }
+  startUpload(): Promise<UploadSession> {
+    return this.inner.startUpload();
+  }
+  upload(id: string): Promise<UploadSession> {
+    return this.inner.upload(id);
+  }
+  appendUpload(id: string, offset: number | undefined, body: Readable): Promise<UploadSession> {
+    return this.inner.appendUpload(id, offset, body);
+  }
+  completeUpload(id: string, digest: Digest, body?: Readable): Promise<number> {
+    return this.inner.completeUpload(id, digest, body);
+  }
+  cancelUpload(id: string): Promise<void> {
+    return this.inner.cancelUpload(id);
+  }
+  mountBlob(digest: Digest, from: Repository): Promise<boolean> {
+    return this.inner.mountBlob(digest, from);
+  }
+}
+
+/** Whether a client's Accept list lets it receive an image index or manifest list. */
+export function acceptsIndex(accept: string[]): boolean {
+  return accept.length === 0 || accept.some((type) => type === OCI_INDEX || type === DOCKER_MANIFEST_LIST || type === "*/*");
+}
+
+function indexEntries(bytes: Buffer): (Descriptor & { platform?: Partial<Platform> })[] {
+  const index = JSON.parse(bytes.toString("utf8")) as { manifests?: (Descriptor & { platform?: Partial<Platform> })[] };
+  return Array.isArray(index.manifests) ? index.manifests : [];
+}
+
+function isUnknown(err: unknown): boolean {
+  return err instanceof RegistryError && (err.code === "MANIFEST_UNKNOWN" || err.code === "BLOB_UNKNOWN" || err.code === "NAME_UNKNOWN");
+}
+
+/** The answer, or undefined when the repository does not have it. */
+async function optional<T>(ask: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await ask();
+  } catch (err) {
+    if (isUnknown(err)) return undefined;
+    throw err;
+  }
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
