@@ -131,7 +131,8 @@ export async function pushImage(app: HostedApp, name: string, tag: string, optio
 }
 
 /** A supertest parser that keeps the body as raw bytes, whatever its Content-Type. */
-export function rawBytes(res: IncomingMessage, done: (err: Error | null, body: Buffer) => void): void {
+export function rawBytes(response: unknown, done: (err: Error | null, body: Buffer) => void): void {
+  const res = response as IncomingMessage; // superagent's node parsers get the raw IncomingMessage
   const chunks: Buffer[] = [];
   res.on("data", (chunk: Buffer) => chunks.push(chunk));
   res.on("end", () => done(null, Buffer.concat(chunks)));
