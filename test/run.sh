@@ -1,9 +1,29 @@
 #!/usr/bin/env bash
-# Runs every test: installs the real peers (Debian packages), builds, then node's test runner.
-# Extra arguments are passed to `node --test` (e.g. --test-name-pattern=skopeo).
+# Runs every test: installs the real peers (Debian packages), builds, then runs each
+# compiled test/**/*.test.ts with node's test runner. Extra arguments go to `node --test`
+# (e.g. --test-name-pattern=skopeo); file arguments (test/e2e/x.test.ts or its dist/ .js)
+# run just those files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash test/setup/install-peers.sh
-[ -d dist ] || npm run build --silent
-mapfile -t files < <(find dist/test -name '*.test.js' | sort)
-exec node --test --test-reporter=spec --test-timeout=600000 "$@" "${files[@]}"
+# `npm test` has just built in its pretest step.
+if [ "${npm_lifecycle_event:-}" != test ]; then npx tsc -p .; fi
+
+options=()
+sources=()
+for arg in "$@"; do
+  case "$arg" in
+    *.test.ts) sources+=("$arg") ;;
+    *.test.js) sources+=("$(sed -e 's#^dist/##' -e 's#\.js$#.ts#' <<<"$arg")") ;;
+    *) options+=("$arg") ;;
+  esac
+done
+# Only tests whose source still exists: a deleted test's stale .js in dist/ must not run.
+[ ${#sources[@]} -gt 0 ] || mapfile -t sources < <(find test -name '*.test.ts' | sort)
+files=()
+for source in "${sources[@]}"; do
+  compiled="dist/${source%.ts}.js"
+  [ -f "$compiled" ] || { echo "run.sh: $compiled missing: did the build fail?" >&2; exit 1; }
+  files+=("$compiled")
+done
+exec node --test --test-reporter=spec --test-timeout=600000 "${options[@]}" "${files[@]}"

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { writeAuthFile } from "../support/auth-file.js";
 import { BerthProcess } from "../support/berth-process.js";
 import { Containerd } from "../support/containerd.js";
 import { sha256Of } from "../support/dir-image.js";
@@ -55,13 +56,15 @@ describe("the real peers the harness drives", () => {
     assert.ok(issuer.requests.some((r) => r.method === "GET" && r.account === "alice" && r.scopes.includes("repository:private/multi:pull,push")));
   });
 
-  it("an htpasswd origin accepts the right password and refuses a wrong one", async (t) => {
+  it("an htpasswd origin accepts the right password, from flags or an auth file, and refuses a wrong one", async (t) => {
     const origin = await OriginRegistry.start({ auth: { kind: "htpasswd", users: { bob: "builder" } } });
     t.after(() => origin.close());
+    const authfile = join(work.path, "htpasswd-auth.json");
+    await writeAuthFile(authfile, { [origin.host]: { username: "bob", password: "builder" } });
 
     await assert.rejects(skopeoCopy(multi.source, `docker://${origin.host}/basic/multi:v1`, { all: true, destCreds: "bob:wrong" }), /unauthorized|authentication required/i);
     await skopeoCopy(multi.source, `docker://${origin.host}/basic/multi:v1`, { all: true, destCreds: "bob:builder" });
-    assert.equal(sha256Of(await skopeoInspectRaw(`docker://${origin.host}/basic/multi:v1`, { creds: "bob:builder" })), multi.digest);
+    assert.equal(sha256Of(await skopeoInspectRaw(`docker://${origin.host}/basic/multi:v1`, { authfile })), multi.digest);
   });
 
   it("an origin restarts on the same address with its content", async (t) => {
@@ -104,7 +107,11 @@ describe("the real peers the harness drives", () => {
 
     assert.equal(image.digest, multi.digest);
     assert.equal(image.architecture, "arm64");
-    assert.equal(await origin.count("GET", `/v2/mirror-prefix/team/multi/blobs/${multi.manifests[1].layers[0].digest}`), 1);
+    const blobPath = `/v2/mirror-prefix/team/multi/blobs/${multi.manifests[1].layers[0].digest}`;
+    assert.equal(await origin.count("GET", blobPath), 1);
+    await podman.removeAllImages();
+    await podman.pull(`${unreachable}/team/multi:v1`, { platform: "linux/arm64" });
+    assert.equal(await origin.count("GET", blobPath), 2, "a removed image is fetched again");
   });
 
   it("containerd pulls through a hosts.toml mirror, naming the registry in ns=", async (t) => {
@@ -122,6 +129,11 @@ describe("the real peers the harness drives", () => {
     const requests = (await origin.accessLog()).filter((e) => e.userAgent.startsWith("containerd/"));
     assert.ok(requests.some((e) => e.method === "HEAD" && e.path === "/v2/team/multi/manifests/v1"), "resolves the tag with a HEAD");
     assert.ok(requests.every((e) => new URLSearchParams(e.query).get("ns") === unreachable), "every request names the registry in ns=");
+    const blobPath = `/v2/team/multi/blobs/${multi.manifests[0].layers[0].digest}`;
+    assert.equal(await origin.count("GET", blobPath), 1);
+    await containerd.removeImage(`${unreachable}/team/multi:v1`);
+    await containerd.pull(`${unreachable}/team/multi:v1`, { platform: "linux/amd64" });
+    assert.equal(await origin.count("GET", blobPath), 2, "a removed image is fetched again");
   });
 
   it("berth keeps a pushed image across a SIGKILL and a restart on the same port and storage", async (t) => {
