@@ -39,7 +39,7 @@ export interface PullOptions {
   allPlatforms?: boolean;
   /** `USER:PASSWORD` for the registry (containerd also offers it to mirrors of that host). */
   user?: string;
-  /** Default "berth-test". Separate namespaces do not see each other's images, but share content. */
+  /** The `ctr` namespace; default "berth-test". */
   namespace?: string;
 }
 

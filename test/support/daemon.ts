@@ -44,11 +44,15 @@ export class Daemon {
     log: WriteStream,
   ) {
     const unregister = onProcessExit(() => child.kill("SIGKILL"));
-    this.exited = once(child, "exit").then(async ([code, signal]) => {
+    this.exited = new Promise<DaemonExit>((resolve) => {
+      child.once("exit", (code, signal) => resolve({ code, signal }));
+      // A command that cannot be spawned never emits "exit".
+      child.once("error", () => child.pid === undefined && resolve({ code: null, signal: null }));
+    }).then(async (exit) => {
       unregister();
-      this.exit = { code: code as number | null, signal: signal as NodeJS.Signals | null };
+      this.exit = exit;
       await new Promise((resolve) => log.end(resolve));
-      return this.exit;
+      return exit;
     });
   }
 
@@ -72,19 +76,22 @@ export class Daemon {
         onReady(match);
       }
     };
+    // Output can still arrive after "exit", when the log is closed.
+    const record = (line: string) => log.writableEnded || log.write(`${line}\n`);
     createInterface({ input: child.stdout! }).on("line", (line) => {
-      log.write(`${line}\n`);
+      record(line);
       watch(line);
       options.onStdoutLine?.(line);
     });
     createInterface({ input: child.stderr! }).on("line", (line) => {
-      log.write(`${line}\n`);
+      record(line);
       daemon.stderrTail.push(line);
       if (daemon.stderrTail.length > 40) daemon.stderrTail.shift();
       watch(line);
     });
     const spawnFailed = once(child, "error").then(([err]) => Promise.reject(err as Error));
-    const exitedEarly = daemon.exited.then((exit) => Promise.reject(daemon.failure(`exited (${describe(exit)}) before it was ready`)));
+    // "close" (stdio drained) rather than "exit", so that the message has its last words.
+    const exitedEarly = once(child, "close").then(async () => Promise.reject(daemon.failure(`exited (${describe(await daemon.exited)}) before it was ready`)));
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(daemon.failure("was not ready in time")), options.readyTimeoutMs ?? 30_000);

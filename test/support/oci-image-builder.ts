@@ -53,7 +53,11 @@ export interface ImageSpec {
    * digest) as the index entry, to push as Kubernetes' `pause-amd64`-style images.
    */
   archRefs?: boolean;
-  /** The same seed builds the same bytes (the same digests); default a random seed. */
+  /**
+   * The same seed builds the same bytes (the same digests); default a random seed. A layer
+   * depends only on the seed, its platform and its position, so images built with one seed
+   * share their layers.
+   */
   seed?: string;
 }
 
