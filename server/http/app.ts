@@ -16,6 +16,8 @@ export interface AppDependencies {
   log: Logger;
   /** Resolves when berth can serve: storage writable, config loaded, not shutting down. */
   ready: () => Promise<boolean>;
+  /** /token and /token/jwks, in `auth.mode: token`. */
+  tokenRoutes?: express.Router;
 }
 
 export function createApp(deps: AppDependencies): express.Express {
@@ -31,6 +33,8 @@ export function createApp(deps: AppDependencies): express.Express {
     const ready = await deps.ready().catch(() => false);
     res.status(ready ? 200 : 503).type("text/plain").send(ready ? "ready\n" : "not ready\n");
   });
+
+  if (deps.tokenRoutes) app.use(deps.tokenRoutes);
 
   app.use("/v2", (req, res, next) => {
     res.setHeader(API_VERSION_HEADER, "registry/2.0");

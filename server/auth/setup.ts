@@ -1,0 +1,51 @@
+import { join } from "node:path";
+import type { BerthConfig } from "../../config/schema.js";
+import { ConfigError } from "../../config/load.js";
+import { OpenAccess, type AccessController } from "./access.js";
+import { Accounts } from "./accounts.js";
+import { Policy } from "./policy.js";
+import { ServiceAccountTokens } from "./service-accounts.js";
+import { KeyRing } from "./signing-keys.js";
+import { TokenAccess } from "./token-access.js";
+import { TokenService } from "./token-service.js";
+import { BerthTokens } from "./tokens.js";
+
+/** What the HTTP layer needs from auth: the /v2/ gate, and the token service when there is one. */
+export interface Auth {
+  access: AccessController;
+  /** Present in `token` mode: serves /token. */
+  tokenService?: TokenService;
+}
+
+/** Builds auth for `auth.mode`. `now` (ms) is injectable so tests can move time. */
+export async function setUpAuth(config: BerthConfig, now: () => number = Date.now): Promise<Auth> {
+  const auth = config.auth;
+  if (auth.mode === "none") return { access: new OpenAccess() };
+
+  const { token } = auth;
+  if (auth.serviceAccounts && auth.serviceAccounts.issuer === token.issuer) {
+    throw new ConfigError(`auth.serviceAccounts.issuer must differ from auth.token.issuer (${token.issuer})`);
+  }
+  const keys = await KeyRing.open({
+    algorithm: token.algorithm,
+    directory: join(config.storage.root, "auth", "keys"),
+    signingKeyFile: token.signingKeyFile,
+    verificationKeyFiles: token.verificationKeyFiles,
+    rotationMs: token.keyRotation,
+    retentionMs: Math.max(token.lifetime, token.refreshLifetime),
+    now,
+  });
+  const tokens = new BerthTokens(keys, {
+    issuer: token.issuer,
+    service: token.service,
+    lifetimeSeconds: token.lifetime / 1000,
+    refreshLifetimeSeconds: token.refreshLifetime / 1000,
+    now,
+  });
+  const policy = new Policy(auth.policy);
+  const serviceAccounts = auth.serviceAccounts && new ServiceAccountTokens({ ...auth.serviceAccounts, refreshMs: auth.serviceAccounts.jwksRefresh, now });
+  return {
+    access: new TokenAccess(tokens, policy, { service: token.service, publicUrl: token.publicUrl }),
+    tokenService: new TokenService({ service: token.service, tokens, keys, accounts: new Accounts(auth.users, auth.nodes), serviceAccounts, policy }),
+  };
+}
