@@ -1,8 +1,9 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { BerthConfig } from "../config/schema.js";
-import { OpenAccess } from "./auth/access.js";
+import { setUpAuth } from "./auth/setup.js";
 import { createApp } from "./http/app.js";
+import { createTokenRoutes } from "./http/token-routes.js";
 import type { Logger } from "./log.js";
 import { HostedRegistry } from "./registry/hosted-registry.js";
 import { openFilesystemStorage, type Storage } from "./storage/storage.js";
@@ -17,11 +18,13 @@ export interface Berth {
 
 export async function startBerth(config: BerthConfig, log: Logger): Promise<Berth> {
   const storage = await openFilesystemStorage(config.storage.root);
+  const auth = await setUpAuth(config);
   const registry = new HostedRegistry(storage);
   let closing = false;
   const app = createApp({
     registry,
-    access: new OpenAccess(),
+    access: auth.access,
+    ...(auth.tokenService ? { tokenRoutes: createTokenRoutes(auth.tokenService, log) } : {}),
     log,
     ready: async () => {
       if (closing) return false;
