@@ -83,6 +83,11 @@ export class OriginRegistry {
     return this.daemon.running;
   }
 
+  /** The current process's id (it changes with `restart`), e.g. to read its memory from /proc. */
+  get pid(): number {
+    return this.daemon.pid;
+  }
+
   /**
    * Every request it served so far (across restarts). A request whose response a client
    * has just received may not be logged yet, so this first sends a marker request and
