@@ -64,7 +64,8 @@ class PlatformRepository implements Repository {
       () => this.inner.getManifest(reference, request),
       () => this.fallbackManifest(reference),
     );
-    return this.negotiate(manifest, request);
+    // A digest pins content: `name@<index digest>` is that index for every client, as in Distribution.
+    return reference.tag === undefined ? manifest : this.negotiate(manifest, request);
   }
 
   async statBlob(digest: Digest): Promise<number> {
@@ -81,9 +82,9 @@ class PlatformRepository implements Repository {
     );
   }
 
-  /** Serves an index only to clients that accept one; others get their platform's manifest. */
+  /** Serves a tag's index only to clients that accept one; others get their platform's manifest. */
   private async negotiate(manifest: ManifestContent, request: ManifestRequest): Promise<ManifestContent> {
-    if (!isIndexType(manifest.mediaType) || acceptsIndex(request.accept)) return manifest;
+    if (!isIndexType(manifest.mediaType) || acceptsIndex(request.accept, manifest.mediaType)) return manifest;
     const wanted = this.options.defaultPlatform;
     const entry = selectPlatform(indexEntries(manifest.bytes), wanted);
     if (!entry) {
@@ -258,9 +259,13 @@ class PlatformRepository implements Repository {
   }
 }
 
-/** Whether a client's Accept list lets it receive an image index or manifest list. */
-export function acceptsIndex(accept: string[]): boolean {
-  return accept.length === 0 || accept.some((type) => type === OCI_INDEX || type === DOCKER_MANIFEST_LIST || type === "*/*");
+/**
+ * Whether a client's Accept list lets it receive an index: one of `indexType` when given (a
+ * docker 17-era client takes a Docker manifest list but cannot parse an OCI index), else either kind.
+ */
+export function acceptsIndex(accept: string[], indexType?: string): boolean {
+  const indexTypes = indexType === undefined ? [OCI_INDEX, DOCKER_MANIFEST_LIST] : [indexType];
+  return accept.length === 0 || accept.some((type) => type === "*/*" || indexTypes.includes(type));
 }
 
 function indexEntries(bytes: Buffer): (Descriptor & { platform?: Partial<Platform> })[] {
