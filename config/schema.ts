@@ -1,5 +1,7 @@
 import { z } from "zod";
 import { authSchema } from "./auth-schema.js";
+import { duration } from "./duration.js";
+import { size } from "./size.js";
 import { archFallbackSchema, upstreamsSchema } from "./upstream-schema.js";
 
 const hostPort = z
@@ -24,6 +26,22 @@ export const configSchema = z
       .strict()
       .default({ level: "info" }),
     auth: authSchema.describe("Who may pull and push: none, or berth tokens from /token (see config/auth.md)."),
+    cache: z
+      .object({
+        maxSize: size(0).describe("Cap on mirrored content (e.g. 50GiB); least recently used blobs are evicted beyond it. 0 = unbounded. Hosted content never counts or goes."),
+        collectInterval: duration("1h").describe("How often garbage collection and eviction run; 0 = only on demand (berth gc)."),
+        minAge: duration("1h").describe("Unreferenced blobs younger than this are kept, so a push in progress is never collected."),
+      })
+      .strict()
+      .prefault({}),
+    shutdown: z
+      .object({
+        gracePeriod: duration("25s").describe(
+          "After SIGTERM, how long in-flight transfers may finish before they are aborted. Keep it below the pod's terminationGracePeriodSeconds minus any preStop hook.",
+        ),
+      })
+      .strict()
+      .prefault({}),
     platform: z
       .string()
       .regex(/^[a-z0-9._-]+\/[a-z0-9._-]+(\/[a-z0-9._-]+)?$/, "must be OS/ARCH[/VARIANT]")

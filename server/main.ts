@@ -30,12 +30,27 @@ async function serve(args: string[]): Promise<void> {
   const log = createLogger(config.log.level);
   const berth = await startBerth(config, log);
   log.info(`listening on ${berth.url}`);
+  let stopping = false;
   const stop = (signal: string) => {
-    log.info({ signal }, "shutting down");
-    berth.close().then(() => process.exit(0));
+    if (stopping) {
+      log.warn({ signal }, "second signal: exiting at once");
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal, gracePeriodMs: config.shutdown.gracePeriod }, "shutting down");
+    berth.close().then(
+      () => {
+        log.info("stopped");
+        process.exit(0);
+      },
+      (err: unknown) => {
+        log.error({ err }, "shutdown failed");
+        process.exit(1);
+      },
+    );
   };
-  process.once("SIGTERM", () => stop("SIGTERM"));
-  process.once("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
 }
 
 async function main(argv: string[]): Promise<void> {

@@ -1,25 +1,63 @@
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { setTimeout as delay } from "node:timers/promises";
+import { Server as NetServer, type AddressInfo } from "node:net";
 import type { BerthConfig } from "../config/schema.js";
 import { setUpAuth } from "./auth/setup.js";
 import { createApp } from "./http/app.js";
 import { createTokenRoutes } from "./http/token-routes.js";
 import type { Logger } from "./log.js";
+import NodeCache from "node-cache";
+import type { ArchFallbackConfig } from "../config/upstream-schema.js";
+import { BlobFills } from "./registry/blob-fill.js";
+import { ContentCollector } from "./registry/content-collector.js";
 import { HostedRegistry } from "./registry/hosted-registry.js";
+import { parsePlatform } from "./registry/platform.js";
+import { PlatformRegistry } from "./registry/platform-registry.js";
+import { ProxyRepository, type Mirror } from "./registry/proxy.js";
+import { RoutingRegistry } from "./registry/routing-registry.js";
+import { RepositoryMetadata } from "./storage/repository-metadata.js";
 import { openFilesystemStorage, type Storage } from "./storage/storage.js";
+import { UpstreamBackoff } from "./upstream/backoff.js";
+import { Keyring } from "./upstream/credentials/keyring.js";
+import { KeyringUnion } from "./upstream/credentials/keyring-union.js";
+import { UpstreamClient } from "./upstream/upstream-client.js";
 
 /** A running berth: its HTTP server, storage, and how to stop it. */
 export interface Berth {
   server: Server;
   storage: Storage;
   url: string;
-  close(): Promise<void>;
+  collector: ContentCollector;
+  /**
+   * Graceful shutdown: /readyz turns unready and new connections are refused at once;
+   * requests in flight get `graceMs` (default `shutdown.gracePeriod`) to finish, then are cut.
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 export async function startBerth(config: BerthConfig, log: Logger): Promise<Berth> {
   const storage = await openFilesystemStorage(config.storage.root);
   const auth = await setUpAuth(config);
-  const registry = new HostedRegistry(storage);
+  const fills = new BlobFills(storage.driver, storage.blobs);
+  const mirrors = await createMirrors(config, storage, fills, log);
+  const defaultMirror = mirrors.find((m) => m.upstream.host === config.defaultUpstream || m.upstream.prefix === config.defaultUpstream);
+  const routing = new RoutingRegistry(new HostedRegistry(storage), storage.metadata, mirrors, defaultMirror);
+  const registry = new PlatformRegistry(routing, {
+    defaultPlatform: parsePlatform(config.platform)!,
+    fallbackArchitectures: (repository) => probed(repository instanceof ProxyRepository ? repository.upstream.archFallback : config.hosted.archFallback),
+    blobs: storage.blobs,
+  });
+  await storage.blobs.usage.load();
+  const collector = new ContentCollector(
+    storage,
+    mirrors.map((m) => m.cache),
+    { maxCacheBytes: config.cache.maxSize, minAgeMs: config.cache.minAge },
+    log.child({ component: "collector" }),
+  );
+  const collecting =
+    config.cache.collectInterval > 0
+      ? setInterval(() => collector.run().catch((err: unknown) => log.error({ err }, "content collection failed")), config.cache.collectInterval).unref()
+      : undefined;
   let closing = false;
   const app = createApp({
     registry,
@@ -33,6 +71,12 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
     },
   });
   const server = createServer(app);
+  const inFlight = new Set<ServerResponse>();
+  server.on("request", (_req: IncomingMessage, res: ServerResponse) => {
+    inFlight.add(res);
+    if (closing) res.setHeader("Connection", "close");
+    res.once("close", () => inFlight.delete(res));
+  });
   const [host, port] = splitHostPort(config.listen);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -47,11 +91,53 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
     server,
     storage,
     url,
-    close: async () => {
+    collector,
+    close: async (graceMs = config.shutdown.gracePeriod) => {
       closing = true;
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      if (collecting) clearInterval(collecting);
+      // net.Server's close stops accepting but, unlike http.Server's, keeps idle kept-alive
+      // connections: a probe on one still sees /readyz 503, answered with Connection: close.
+      const stopped = new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()));
+      const deadline = Date.now() + graceMs;
+      while (inFlight.size > 0 && Date.now() < deadline) await delay(Math.min(100, deadline - Date.now()));
+      if (inFlight.size > 0) log.warn({ requests: inFlight.size }, "grace period over: aborting requests in flight");
+      server.closeAllConnections();
+      await stopped;
+      fills.abortAll();
+      await fills.settled();
+      await Promise.all(mirrors.map((m) => m.client.close()));
+      for (const mirror of mirrors) mirror.tagLists.close();
+      await storage.blobs.usage.save().catch((err: unknown) => log.warn({ err }, "could not save blob access times"));
     },
   };
+}
+
+async function createMirrors(config: BerthConfig, storage: Storage, fills: BlobFills, log: Logger): Promise<Mirror[]> {
+  const backoff = new UpstreamBackoff();
+  const keyring = async (files: readonly string[]) => {
+    const loaded = new Keyring(files, { onProblem: (problem) => log.warn({ problem: problem.message }, "credential source skipped") });
+    await loaded.load();
+    return loaded;
+  };
+  const shared = await keyring(config.credentials);
+  const keyrings = await Promise.all(config.upstreams.map((upstream) => keyring(upstream.credentials)));
+  return config.upstreams.map((upstream, i) => ({
+    upstream,
+    client: new UpstreamClient(
+      { host: upstream.host, url: upstream.url, connectTimeoutMs: upstream.connectTimeout, readTimeoutMs: upstream.readTimeout },
+      new KeyringUnion([keyrings[i], shared]),
+    ),
+    storage,
+    cache: new RepositoryMetadata(storage.driver, `mirrors/${upstream.prefix}`),
+    fills,
+    backoff,
+    tagLists: new NodeCache({ stdTTL: 30, useClones: false, checkperiod: 0 }),
+    log: log.child({ upstream: upstream.host }),
+  }));
+}
+
+function probed(fallback: ArchFallbackConfig): readonly string[] {
+  return fallback.enabled ? fallback.architectures : [];
 }
 
 export function splitHostPort(listen: string): [string, number] {

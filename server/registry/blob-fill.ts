@@ -28,6 +28,7 @@ export class BlobFill extends EventEmitter {
   readonly finished: Promise<void>;
   private readers = 0;
   private source?: PendingReader;
+  private readonly aborter = new AbortController();
 
   private constructor(
     readonly digest: Digest,
@@ -60,6 +61,11 @@ export class BlobFill extends EventEmitter {
     const fill = new BlobFill(digest, blobs);
     void fill.run(driver, blobs, hooks);
     return fill;
+  }
+
+  /** Stops the fetch (berth is shutting down); readers fail, nothing is kept. */
+  abort(reason: string): void {
+    this.aborter.abort(new Error(reason));
   }
 
   /** A stream of the bytes in [start, end] (inclusive; the whole blob when absent). */
@@ -163,6 +169,9 @@ export class BlobFill extends EventEmitter {
       pending = await driver.createPending();
       this.source = await pending.openReader();
       const upstream = await hooks.fetch();
+      const cancel = () => upstream.body.destroy(this.aborter.signal.reason as Error);
+      if (this.aborter.signal.aborted) cancel();
+      this.aborter.signal.addEventListener("abort", cancel, { once: true });
       if (upstream.size !== undefined) {
         this.size = upstream.size;
         this.change();
@@ -245,6 +254,15 @@ export class BlobFills {
       if (this.inflight.get(key) === fill) this.inflight.delete(key);
     });
     return { fill, started: true };
+  }
+
+  abortAll(): void {
+    for (const fill of this.inflight.values()) fill.abort("berth is shutting down");
+  }
+
+  /** Resolves when every fill in flight has ended. */
+  async settled(): Promise<void> {
+    await Promise.all([...this.inflight.values()].map((fill) => fill.finished));
   }
 
   /** Fills in flight, for metrics and the status page. */

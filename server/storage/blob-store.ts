@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Digest, type DigestAlgorithm } from "../reference/digest.js";
+import { BlobUsage } from "./blob-usage.js";
 import type { ByteRange, PendingObject, StorageDriver } from "./driver.js";
 
 /** Raised when content does not hash to the digest it was stored or fetched under. */
@@ -34,7 +35,10 @@ export interface IngestOptions {
  * Content is hashed while it is written and only ever placed under the digest it hashes to.
  */
 export class BlobStore {
-  constructor(private readonly driver: StorageDriver) {}
+  constructor(
+    private readonly driver: StorageDriver,
+    readonly usage: BlobUsage = new BlobUsage(driver),
+  ) {}
 
   static path(digest: Digest): string {
     return `blobs/${digest.algorithm}/${digest.hex.slice(0, 2)}/${digest.hex}`;
@@ -46,10 +50,13 @@ export class BlobStore {
 
   async open(digest: Digest, range?: ByteRange): Promise<{ size: number; stream: Readable } | undefined> {
     const opened = await this.driver.open(BlobStore.path(digest), range);
-    return opened && { size: opened.info.size, stream: opened.stream };
+    if (!opened) return undefined;
+    opened.stream.once("close", this.usage.opened(digest));
+    return { size: opened.info.size, stream: opened.stream };
   }
 
   async read(digest: Digest): Promise<Buffer | undefined> {
+    this.usage.opened(digest)();
     return this.driver.readSmall(BlobStore.path(digest));
   }
 

@@ -1,0 +1,147 @@
+import type { Logger } from "../log.js";
+import { Digest } from "../reference/digest.js";
+import { BlobStore } from "../storage/blob-store.js";
+import type { RepositoryMetadata } from "../storage/repository-metadata.js";
+import type { Storage } from "../storage/storage.js";
+
+export interface CollectorOptions {
+  /** Cap on mirrored content that no hosted manifest references; 0 = unbounded. */
+  maxCacheBytes: number;
+  /** Unreferenced blobs younger than this are kept: a push may be about to link them. */
+  minAgeMs: number;
+}
+
+export interface CollectionReport {
+  blobs: number;
+  hostedBytes: number;
+  /** Mirrored content left after eviction. */
+  cacheBytes: number;
+  deletedUnreferenced: number;
+  evicted: number;
+  freedBytes: number;
+}
+
+interface CachedBlob {
+  digest: Digest;
+  size: number;
+  lastUsed: number;
+  links: { metadata: RepositoryMetadata; repository: string; kind: "manifest" | "blob" }[];
+}
+
+/**
+ * Garbage collection and cache eviction over the one content-addressable store. Hosted
+ * content (every manifest of a hosted repository, what those manifests reference, and every
+ * uploaded layer) is never removed. Blobs nothing links are removed once older than
+ * `minAgeMs`. Mirrored blobs are evicted least recently used first while they exceed
+ * `maxCacheBytes`, never while one is being read.
+ */
+export class ContentCollector {
+  private running?: Promise<CollectionReport>;
+
+  constructor(
+    private readonly storage: Storage,
+    private readonly mirrors: readonly RepositoryMetadata[],
+    private readonly options: CollectorOptions,
+    private readonly log: Logger,
+  ) {}
+
+  /** Runs one collection; concurrent callers share the run in progress. */
+  run(): Promise<CollectionReport> {
+    this.running ??= this.collect().finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private async collect(): Promise<CollectionReport> {
+    const hosted = await this.hostedDigests();
+    const mirrored = await this.mirroredLinks();
+    const report: CollectionReport = { blobs: 0, hostedBytes: 0, cacheBytes: 0, deletedUnreferenced: 0, evicted: 0, freedBytes: 0 };
+    const cached: CachedBlob[] = [];
+    const now = Date.now();
+    for await (const digest of this.storage.blobs.digests()) {
+      const info = await this.storage.driver.stat(BlobStore.path(digest));
+      if (!info) continue;
+      report.blobs++;
+      const key = digest.toString();
+      if (hosted.has(key)) {
+        report.hostedBytes += info.size;
+        continue;
+      }
+      const links = mirrored.get(key);
+      if (links) {
+        report.cacheBytes += info.size;
+        cached.push({ digest, size: info.size, lastUsed: this.storage.blobs.usage.lastRead(digest) ?? info.modified.getTime(), links });
+        continue;
+      }
+      if (now - info.modified.getTime() >= this.options.minAgeMs && !this.storage.blobs.usage.inUse(digest)) {
+        await this.remove(digest, []);
+        report.deletedUnreferenced++;
+        report.freedBytes += info.size;
+      }
+    }
+    if (this.options.maxCacheBytes > 0 && report.cacheBytes > this.options.maxCacheBytes) {
+      cached.sort((a, b) => a.lastUsed - b.lastUsed);
+      for (const blob of cached) {
+        if (report.cacheBytes <= this.options.maxCacheBytes) break;
+        if (this.storage.blobs.usage.inUse(blob.digest)) continue;
+        await this.remove(blob.digest, blob.links);
+        report.evicted++;
+        report.cacheBytes -= blob.size;
+        report.freedBytes += blob.size;
+      }
+    }
+    await this.storage.blobs.usage.save();
+    this.log.info({ collection: report }, "content collection finished");
+    return report;
+  }
+
+  /** Unlinks first, so a crash in between leaves an orphan blob (collected later), never a dangling link. */
+  private async remove(digest: Digest, links: CachedBlob["links"]): Promise<void> {
+    for (const link of links) {
+      if (link.kind === "manifest") await link.metadata.unlinkManifest(link.repository, digest);
+      else await link.metadata.unlinkBlob(link.repository, digest);
+    }
+    await this.storage.blobs.delete(digest);
+    this.storage.blobs.usage.forget(digest);
+  }
+
+  /** Every digest hosted content needs: manifests, what they reference, and uploaded layers. */
+  private async hostedDigests(): Promise<Set<string>> {
+    const keep = new Set<string>();
+    const metadata = this.storage.metadata;
+    for (const repository of await metadata.repositories()) {
+      for (const digest of await metadata.blobs(repository)) keep.add(digest.toString());
+      for (const digest of await metadata.manifests(repository)) {
+        keep.add(digest.toString());
+        const bytes = await this.storage.blobs.read(digest);
+        if (bytes) for (const referenced of referencedDigests(bytes)) keep.add(referenced);
+      }
+    }
+    return keep;
+  }
+
+  private async mirroredLinks(): Promise<Map<string, CachedBlob["links"]>> {
+    const links = new Map<string, CachedBlob["links"]>();
+    const add = (digest: Digest, link: CachedBlob["links"][number]) => {
+      const key = digest.toString();
+      links.set(key, [...(links.get(key) ?? []), link]);
+    };
+    for (const metadata of this.mirrors) {
+      for (const repository of await metadata.repositories()) {
+        for (const digest of await metadata.manifests(repository)) add(digest, { metadata, repository, kind: "manifest" });
+        for (const digest of await metadata.blobs(repository)) add(digest, { metadata, repository, kind: "blob" });
+      }
+    }
+    return links;
+  }
+}
+
+/** Digests a manifest or index points at: config, layers, child manifests. */
+function referencedDigests(bytes: Buffer): string[] {
+  try {
+    const body = JSON.parse(bytes.toString("utf8")) as { config?: { digest?: unknown }; layers?: { digest?: unknown }[]; manifests?: { digest?: unknown }[] };
+    const descriptors = [body.config, ...(Array.isArray(body.layers) ? body.layers : []), ...(Array.isArray(body.manifests) ? body.manifests : [])];
+    return descriptors.map((d) => d?.digest).filter((d): d is string => typeof d === "string" && Digest.parse(d) !== undefined);
+  } catch {
+    return [];
+  }
+}
