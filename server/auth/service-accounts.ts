@@ -1,7 +1,6 @@
 import { createPublicKey, type JsonWebKey, type KeyObject } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import jwt from "jsonwebtoken";
-import NodeCache from "node-cache";
 import type { Principal } from "./access.js";
 import type { SigningAlgorithm } from "./signing-keys.js";
 import { TokenRejected } from "./tokens.js";
@@ -31,17 +30,14 @@ interface IssuerKey {
 const CLOCK_LEEWAY_SECONDS = 60;
 /** An unknown `kid` re-reads the JWKS (the issuer may have rotated), at most this often. */
 const MIN_RELOAD_MS = 10_000;
-const JWKS = "jwks";
 
 /** Verifies Kubernetes service-account tokens against the cluster issuer's JWKS; the namespace is the tenant. */
 export class ServiceAccountTokens {
-  private readonly cache: NodeCache;
-  private loading?: Promise<Map<string, IssuerKey>>;
+  private keysById?: Map<string, IssuerKey>;
   private loadedAt = -Infinity;
+  private loading?: Promise<Map<string, IssuerKey>>;
 
-  constructor(private readonly options: ServiceAccountOptions) {
-    this.cache = new NodeCache({ stdTTL: Math.max(1, Math.round(options.refreshMs / 1000)), useClones: false, checkperiod: 0 });
-  }
+  constructor(private readonly options: ServiceAccountOptions) {}
 
   /** Whether a string claims to come from the cluster issuer (unverified: only to route a password). */
   isServiceAccountToken(token: string): boolean {
@@ -55,7 +51,7 @@ export class ServiceAccountTokens {
     const kid = decoded.header.kid;
     if (kid === undefined) throw new TokenRejected("service-account token has no kid");
     let key = (await this.keys(false)).get(kid);
-    if (!key && Date.now() - this.loadedAt >= MIN_RELOAD_MS) key = (await this.keys(true)).get(kid);
+    if (!key && this.options.now() - this.loadedAt >= MIN_RELOAD_MS) key = (await this.keys(true)).get(kid);
     if (!key) throw new TokenRejected("service-account token signed by a key the issuer does not publish");
     if (decoded.header.alg !== key.alg) throw new TokenRejected(`token algorithm ${decoded.header.alg} does not match its key`);
     let claims: jwt.JwtPayload;
@@ -81,9 +77,16 @@ export class ServiceAccountTokens {
   }
 
   private async keys(reload: boolean): Promise<Map<string, IssuerKey>> {
-    const cached = reload ? undefined : this.cache.get<Map<string, IssuerKey>>(JWKS);
-    if (cached) return cached;
-    this.loading ??= this.load().finally(() => (this.loading = undefined));
+    const fresh = this.options.now() - this.loadedAt < this.options.refreshMs;
+    if (this.keysById && fresh && !reload) return this.keysById;
+    // A JWKS that cannot be re-read leaves the last good one in use until the next attempt.
+    this.loading ??= this.load()
+      .catch((err: unknown) => {
+        if (!this.keysById) throw err;
+        this.loadedAt = this.options.now();
+        return this.keysById;
+      })
+      .finally(() => (this.loading = undefined));
     return this.loading;
   }
 
@@ -95,8 +98,8 @@ export class ServiceAccountTokens {
       if (typeof jwk.kid !== "string" || !alg || jwk.use === "enc") continue;
       keys.set(jwk.kid, { key: createPublicKey({ key: jwk, format: "jwk" }), alg });
     }
-    this.cache.set(JWKS, keys);
-    this.loadedAt = Date.now();
+    this.keysById = keys;
+    this.loadedAt = this.options.now();
     return keys;
   }
 
