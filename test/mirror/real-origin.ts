@@ -1,0 +1,150 @@
+import { createHash } from "node:crypto";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import type { BerthProcess } from "../support/berth-process.js";
+import { readDirImage, type DirImage } from "../support/dir-image.js";
+import { buildImage, type BuiltImage, type ImageSpec } from "../support/oci-image-builder.js";
+import type { OriginRegistry } from "../support/origin-registry.js";
+import { skopeoCopy, type SkopeoCopyOptions } from "../support/skopeo.js";
+import { makeTempDir } from "../support/temp-dir.js";
+
+/** The path prefix berth serves the origin under (its host has a port): `/v2/origin/<repo>/...`. */
+export const ORIGIN_PREFIX = "origin";
+
+export const AMD64 = { os: "linux", architecture: "amd64" };
+export const ARM64 = { os: "linux", architecture: "arm64", variant: "v8" };
+
+/** What containerd sends when it resolves a tag (DESIGN §7). */
+export const CONTAINERD_ACCEPT = [
+  "application/vnd.docker.distribution.manifest.v2+json",
+  "application/vnd.docker.distribution.manifest.list.v2+json",
+  "application/vnd.oci.image.manifest.v1+json",
+  "application/vnd.oci.image.index.v1+json",
+  "*/*",
+].join(", ");
+
+/** berth's config with `origin` as its one upstream (`host`, `url`, prefix `origin`), plus `upstream` keys and top-level `config` keys. */
+export function mirrorOf(origin: OriginRegistry, upstream: Record<string, unknown> = {}, config: Record<string, unknown> = {}): Record<string, unknown> {
+  return { ...config, upstreams: [{ host: origin.host, url: origin.url, prefix: ORIGIN_PREFIX, ...upstream }] };
+}
+
+/**
+ * Builds images into one layout and pushes them to an origin with their digests preserved;
+ * one publisher per test file, since a layout takes one build at a time.
+ */
+export class OriginPublisher {
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly layoutDir: string,
+    private readonly origin: OriginRegistry,
+    private readonly destCreds?: string,
+  ) {}
+
+  /** Builds `spec` and pushes it to `ORIGIN/<repository>:<tag>`. */
+  publish(repository: string, tag: string, spec: ImageSpec): Promise<BuiltImage> {
+    const published = this.queue.then(async () => {
+      const image = await buildImage(this.layoutDir, spec);
+      await skopeoCopy(image.source, `docker://${this.origin.host}/${repository}:${tag}`, { all: true, preserveDigests: true, destCreds: this.destCreds });
+      return image;
+    });
+    this.queue = published.catch(() => {});
+    return published;
+  }
+}
+
+/** `skopeo copy --all SOURCE dir:TMP`, read back with every blob hashed; the copy is removed afterwards. */
+export async function copyToDir(source: string, options: SkopeoCopyOptions = {}): Promise<DirImage> {
+  const out = await makeTempDir("mirror-copy");
+  try {
+    await skopeoCopy(source, `dir:${out.path}`, { all: true, ...options });
+    return await readDirImage(out.path);
+  } finally {
+    await out.remove();
+  }
+}
+
+/** Every blob a copy holds hashes to the digest it is named by. */
+export function mismatchedBlobs(copy: DirImage): string[] {
+  return [...copy.blobs].filter(([name, content]) => name !== content).map(([name]) => name);
+}
+
+/** Every blob GET path of an image in an origin repository: configs and layers. */
+export function blobPaths(repository: string, image: BuiltImage): string[] {
+  const digests = new Set(image.manifests.flatMap((m) => [m.config.digest, ...m.layers.map((l) => l.digest)]));
+  return [...digests].map((digest) => `/v2/${repository}/blobs/${digest}`);
+}
+
+/** How many GETs of each path the origin served, in the order given. */
+export async function getCounts(origin: OriginRegistry, paths: string[]): Promise<number[]> {
+  const log = await origin.accessLog();
+  return paths.map((path) => log.filter((e) => e.method === "GET" && e.path === path).length);
+}
+
+/** Where the origin's access log ends now: pass to `requestsNotFromBerth` to look only at later requests. */
+export async function accessLogMark(origin: OriginRegistry): Promise<number> {
+  return (await origin.accessLog()).length;
+}
+
+/** Requests under a repository the origin served, after `since`, to anyone but berth (whose User-Agent is `berth`). */
+export async function requestsNotFromBerth(origin: OriginRegistry, repository: string, since: number): Promise<string[]> {
+  const log = (await origin.accessLog()).slice(since);
+  return log.filter((e) => e.path.startsWith(`/v2/${repository}/`) && e.userAgent !== "berth").map((e) => `${e.method} ${e.path} (${e.userAgent})`);
+}
+
+/** Requests berth sent to the origin under a repository, as `METHOD PATH`. */
+export async function requestsFromBerth(origin: OriginRegistry, repository: string): Promise<string[]> {
+  const log = await origin.accessLog();
+  return log.filter((e) => e.path.startsWith(`/v2/${repository}/`) && e.userAgent === "berth").map((e) => `${e.method} ${e.path}`);
+}
+
+/** A loopback `host:port` nothing listens on: a registry location only a mirror can stand in for. */
+export async function closedLoopbackPort(): Promise<string> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return `127.0.0.1:${port}`;
+}
+
+/** A manifest as berth answers a tag or digest: status, digest, Warning headers, error code. */
+export interface ManifestAnswer {
+  status: number;
+  digest: string | null;
+  warnings: string[];
+  code?: string;
+  message?: string;
+  headers: Headers;
+}
+
+/** `GET <berth>/v2/<path>` with containerd's Accept; `query` e.g. `ns=HOST`. */
+export async function getManifest(berth: BerthProcess, path: string, query = ""): Promise<ManifestAnswer> {
+  const response = await fetch(`${berth.url}/v2/${path}${query ? `?${query}` : ""}`, { headers: { Accept: CONTAINERD_ACCEPT }, signal: AbortSignal.timeout(60_000) });
+  const body = Buffer.from(await response.arrayBuffer());
+  const answer: ManifestAnswer = {
+    status: response.status,
+    digest: response.headers.get("docker-content-digest"),
+    warnings: response.headers.get("warning")?.split(/,\s*(?=\d{3} )/) ?? [],
+    headers: response.headers,
+  };
+  if (response.status >= 400) {
+    const error = (JSON.parse(body.toString("utf8")) as { errors?: { code?: string; message?: string }[] }).errors?.[0];
+    answer.code = error?.code;
+    answer.message = error?.message;
+  } else if (answer.digest !== null && `sha256:${createHash("sha256").update(body).digest("hex")}` !== answer.digest) {
+    throw new Error(`berth's ${path} does not hash to its Docker-Content-Digest ${answer.digest}`);
+  }
+  return answer;
+}
+
+/** Where berth keeps a blob in its storage (BlobStore's layout). */
+export function storedBlobPath(berth: BerthProcess, digest: string): string {
+  const hex = digest.slice("sha256:".length);
+  return join(berth.storageDir, "blobs", "sha256", hex.slice(0, 2), hex);
+}
+
+/** Where a filesystem-backed Distribution keeps a blob's bytes. */
+export function originBlobPath(origin: OriginRegistry, digest: string): string {
+  const hex = digest.slice("sha256:".length);
+  return join(origin.storageDir, "docker", "registry", "v2", "blobs", "sha256", hex.slice(0, 2), hex, "data");
+}
