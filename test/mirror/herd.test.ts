@@ -1,0 +1,93 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { stat } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { BerthProcess } from "../support/berth-process.js";
+import { layoutBlobPath, type BuiltLayer } from "../support/oci-image-builder.js";
+import { OriginRegistry } from "../support/origin-registry.js";
+import { makeTempDir, type TempDir } from "../support/temp-dir.js";
+import { mirrorOf, ORIGIN_PREFIX, OriginPublisher, storedBlobPath } from "./real-origin.js";
+
+const CLIENTS = 20;
+const HERD_LAYER_BYTES = 200 * 1024 * 1024;
+const RANGED_LAYER_BYTES = 24 * 1024 * 1024;
+
+/** What one client received: status, headers and the sha256 and length of the body, streamed (never held in memory). */
+interface StreamedBody {
+  status: number;
+  headers: Headers;
+  digest: string;
+  length: number;
+}
+
+async function streamBlob(url: string, headers: Record<string, string> = {}): Promise<StreamedBody> {
+  const response = await fetch(url, { headers });
+  const hash = createHash("sha256");
+  let length = 0;
+  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+    hash.update(chunk);
+    length += chunk.length;
+  }
+  return { status: response.status, headers: response.headers, digest: `sha256:${hash.digest("hex")}`, length };
+}
+
+/** sha256 of a file's bytes from `start` to its end, streamed. */
+async function sha256OfFileRange(path: string, start: number): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(path, { start })) hash.update(chunk as Buffer);
+  return `sha256:${hash.digest("hex")}`;
+}
+
+describe("cold blobs through berth from a real origin", () => {
+  let work: TempDir;
+  let origin: OriginRegistry;
+  let berth: BerthProcess;
+  let publisher: OriginPublisher;
+
+  before(async () => {
+    work = await makeTempDir("mirror-herd");
+    origin = await OriginRegistry.start();
+    publisher = new OriginPublisher(join(work.path, "layout"), origin);
+    berth = await BerthProcess.start({ config: mirrorOf(origin) });
+  });
+  after(async () => {
+    await berth?.close();
+    await origin?.close();
+    await work?.remove();
+  });
+
+  const blobUrl = (repository: string, layer: BuiltLayer) => `${berth.url}/v2/${ORIGIN_PREFIX}/${repository}/blobs/${layer.digest}`;
+
+  it(`${CLIENTS} clients GETting the same uncached 200 MiB blob at once cause one upstream GET, and each receives every byte`, async () => {
+    const image = await publisher.publish("herd/big", "v1", { ref: "big", layers: [{ size: HERD_LAYER_BYTES, compression: "none" }], seed: "herd" });
+    const layer = image.manifests[0].layers[0];
+
+    const bodies = await Promise.all(Array.from({ length: CLIENTS }, () => streamBlob(blobUrl("herd/big", layer))));
+
+    bodies.forEach((body, i) => {
+      assert.equal(body.status, 200, `client ${i}`);
+      assert.equal(body.length, layer.size, `client ${i}: length`);
+      assert.equal(body.digest, layer.digest, `client ${i}: content`);
+    });
+    assert.equal(await origin.count("GET", `/v2/herd/big/blobs/${layer.digest}`), 1);
+    assert.equal((await stat(storedBlobPath(berth, layer.digest))).size, layer.size, "berth stored the blob");
+  });
+
+  it("answers a cold Range: bytes=N- with 206 and the blob's bytes from N, and then serves the whole blob without another upstream GET", async () => {
+    const image = await publisher.publish("herd/ranged", "v1", { ref: "ranged", layers: [{ size: RANGED_LAYER_BYTES, compression: "none" }], seed: "ranged" });
+    const layer = image.manifests[0].layers[0];
+    const start = 10 * 1024 * 1024 + 12_345;
+
+    const ranged = await streamBlob(blobUrl("herd/ranged", layer), { Range: `bytes=${start}-` });
+
+    assert.equal(ranged.status, 206);
+    assert.equal(ranged.headers.get("content-range"), `bytes ${start}-${layer.size - 1}/${layer.size}`);
+    assert.equal(ranged.length, layer.size - start);
+    assert.equal(ranged.digest, await sha256OfFileRange(layoutBlobPath(join(work.path, "layout"), layer.digest), start));
+    const whole = await streamBlob(blobUrl("herd/ranged", layer));
+    assert.equal(whole.digest, layer.digest);
+    assert.equal(await origin.count("GET", `/v2/herd/ranged/blobs/${layer.digest}`), 1);
+  });
+});
