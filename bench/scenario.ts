@@ -1,0 +1,84 @@
+/** How big and how long the benchmarks run: full figures, or a quick smoke run. */
+export interface BenchSizes {
+  /** The warm blob, in bytes (1 GiB). */
+  warmBlob: number;
+  /** Repetitions of each warm measurement; the median is reported. */
+  warmRounds: number;
+  /** Layer sizes of the cold-pull image, in bytes (~1 GiB in all). */
+  coldLayers: number[];
+  coldRounds: number;
+  /** The thundering-herd blob, in bytes (500 MiB). */
+  herdBlob: number;
+  herdClients: number;
+  /** How long each manifest load run lasts, and its connections. */
+  loadSeconds: number;
+  loadConnections: number;
+}
+
+const MiB = 1024 * 1024;
+
+export const FULL_SIZES: BenchSizes = {
+  warmBlob: 1024 * MiB,
+  warmRounds: 3,
+  coldLayers: [256, 256, 128, 128, 128, 64, 32, 32].map((n) => n * MiB),
+  coldRounds: 2,
+  herdBlob: 500 * MiB,
+  herdClients: 20,
+  loadSeconds: 10,
+  loadConnections: 64,
+};
+
+export const QUICK_SIZES: BenchSizes = {
+  warmBlob: 64 * MiB,
+  warmRounds: 1,
+  coldLayers: [16, 16, 8, 8].map((n) => n * MiB),
+  coldRounds: 1,
+  herdBlob: 32 * MiB,
+  herdClients: 20,
+  loadSeconds: 2,
+  loadConnections: 64,
+};
+
+export interface BenchContext {
+  sizes: BenchSizes;
+  /** A temp dir for this scenario's images and outputs; removed after it. */
+  workDir: string;
+  /** One line of progress on stderr. */
+  progress(message: string): void;
+}
+
+/** A table of figures, printed as Markdown. */
+export interface Table {
+  title: string;
+  columns: string[];
+  rows: string[][];
+}
+
+/** One of the targets, and whether this run met it. */
+export interface TargetCheck {
+  target: string;
+  measured: string;
+  met: boolean;
+}
+
+/** The highest resident set of a process during one phase. */
+export interface MemoryReading {
+  phase: string;
+  process: string;
+  peakMiB: number;
+}
+
+export interface ScenarioResult {
+  tables: Table[];
+  targets: TargetCheck[];
+  memory: MemoryReading[];
+}
+
+export interface Scenario {
+  name: string;
+  description: string;
+  run(context: BenchContext): Promise<ScenarioResult>;
+}
+
+/** berth's peak resident set must stay under this everywhere. */
+export const RSS_LIMIT_MiB = 200;
