@@ -42,7 +42,7 @@ export class OpenAccess implements AccessController {
     return ANONYMOUS;
   }
 
-  allows(): boolean {
+  allows(_principal: Principal, _repository: string, _action: Action): boolean {
     return true;
   }
 }
