@@ -247,7 +247,8 @@ export class BlobFills {
   join(digest: Digest, hooks: FillHooks): { fill: BlobFill; started: boolean } {
     const key = digest.toString();
     const existing = this.inflight.get(key);
-    if (existing) return { fill: existing, started: false };
+    // A failed fill stays listed while it discards its pending object, after its readers saw the failure: a client retrying at once gets a fresh fetch.
+    if (existing && existing.state !== "failed") return { fill: existing, started: false };
     const fill = BlobFill.start(digest, this.driver, this.blobs, hooks);
     this.inflight.set(key, fill);
     void fill.finished.then(() => {
