@@ -3,7 +3,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import type { BerthProcess } from "../support/berth-process.js";
 import { readDirImage, type DirImage } from "../support/dir-image.js";
-import { buildImage, type BuiltImage, type ImageSpec } from "../support/oci-image-builder.js";
+import { buildImage, readLayoutBlob, type BuiltImage, type ImageSpec } from "../support/oci-image-builder.js";
 import type { OriginRegistry } from "../support/origin-registry.js";
 import { skopeoCopy, type SkopeoCopyOptions } from "../support/skopeo.js";
 import { makeTempDir } from "../support/temp-dir.js";
@@ -50,6 +50,19 @@ export class OriginPublisher {
     });
     this.queue = published.catch(() => {});
     return published;
+  }
+
+  /**
+   * Points `ORIGIN/<repository>:<tag>` at an image already published to that repository under
+   * another tag: one manifest PUT (anonymous origins only), so a tag moves at a moment the test controls.
+   */
+  async retag(repository: string, tag: string, image: BuiltImage): Promise<void> {
+    const response = await fetch(`${this.origin.url}/v2/${repository}/manifests/${tag}`, {
+      method: "PUT",
+      headers: { "Content-Type": image.mediaType },
+      body: new Uint8Array(await readLayoutBlob(this.layoutDir, image.digest)),
+    });
+    if (response.status !== 201) throw new Error(`retagging ${repository}:${tag} answered ${response.status}: ${await response.text()}`);
   }
 }
 
