@@ -63,7 +63,7 @@ async function get(serverUrl: string): Promise<void> {
   const username = process.env.BERTH_USERNAME;
   const password = await passwordFrom(undefined, process.env);
   if (!username || password === undefined) throw new PluginError("no node credential: set BERTH_USERNAME, and BERTH_PASSWORD or BERTH_PASSWORD_FILE");
-  const credential = await fetchCredential(source, { username, password }, CLIENT_ID);
+  const credential = await fetchCredential(source.berthUrl, { username, password }, CLIENT_ID);
   process.stdout.write(`${JSON.stringify({ ServerURL: serverUrl, Username: credential.username, Secret: credential.password })}\n`);
 }
 

@@ -72,7 +72,7 @@ async function main(argv: string[]): Promise<void> {
     if (!username || password === undefined) throw new PluginError("no node credential: give --username or BERTH_USERNAME, and BERTH_PASSWORD or --password-file");
     proof = { username, password };
   }
-  const credential = await fetchCredential({ berthUrl, registryHosts }, proof, CLIENT_ID);
+  const credential = await fetchCredential(berthUrl, proof, CLIENT_ID);
   const response = {
     kind: "CredentialProviderResponse",
     apiVersion: request.apiVersion,

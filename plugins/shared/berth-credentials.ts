@@ -71,8 +71,8 @@ export interface BerthCredential {
  * token as the password) for a short-lived berth credential: an OAuth2 password grant with
  * `access_type=offline` against berth's /token. The service name comes from berth's own challenge.
  */
-export async function fetchCredential(source: CredentialSource, proof: { username: string; password: string }, clientId: string): Promise<BerthCredential> {
-  const service = await serviceOf(source.berthUrl);
+export async function fetchCredential(berthUrl: URL, proof: { username: string; password: string }, clientId: string): Promise<BerthCredential> {
+  const service = await serviceOf(berthUrl);
   const form = new URLSearchParams({
     grant_type: "password",
     username: proof.username,
@@ -81,7 +81,7 @@ export async function fetchCredential(source: CredentialSource, proof: { usernam
     client_id: clientId,
     access_type: "offline",
   });
-  const response = await request(new URL("token", withSlash(source.berthUrl)), { method: "POST", body: form });
+  const response = await request(new URL("token", withSlash(berthUrl)), { method: "POST", body: form });
   const body = (await response.json().catch(() => undefined)) as
     | { refresh_token?: unknown; refresh_expires_in?: unknown; errors?: { message?: string }[] }
     | undefined;

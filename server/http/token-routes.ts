@@ -31,9 +31,15 @@ export function createTokenRoutes(tokens: TokenService, log: Logger): express.Ro
     }),
   );
 
+  const parseForm = express.urlencoded({ extended: false, limit: "64kb" });
   router.post(
     "/token",
-    express.urlencoded({ extended: false, limit: "64kb" }),
+    (req, res, next) =>
+      parseForm(req, res, (err?: unknown) => {
+        if (err === undefined) return next();
+        const status = (err as { status?: number }).status ?? 400;
+        refuse(req, res, tokens, log, new TokenRequestError(status === 413 ? 413 : 400, "UNSUPPORTED_VALUE", `unreadable form: ${(err as Error).message}`));
+      }),
     answer(tokens, log, async (req) => {
       const form = req.is("application/x-www-form-urlencoded") ? (req.body as Record<string, unknown> | undefined) : undefined;
       if (!form) throw new TokenRequestError(400, "UNSUPPORTED_VALUE", "POST /token takes an application/x-www-form-urlencoded form");
@@ -77,11 +83,15 @@ function answer(tokens: TokenService, log: Logger, read: (req: Request) => Promi
       sendJson(res, 200, response);
     } catch (err) {
       if (!(err instanceof TokenRequestError)) return next(err);
-      log.info({ method: req.method, status: err.status, reason: err.message }, "token request refused");
-      if (err.status === 401 && req.method === "GET") res.setHeader("WWW-Authenticate", `Basic realm="${tokens.service.replace(/["\\]/g, "\\$&")}"`);
-      sendJson(res, err.status, { errors: [{ code: err.code, message: err.message }] });
+      refuse(req, res, tokens, log, err);
     }
   };
+}
+
+function refuse(req: Request, res: Response, tokens: TokenService, log: Logger, err: TokenRequestError): void {
+  log.info({ method: req.method, status: err.status, reason: err.message }, "token request refused");
+  if (err.status === 401 && req.method === "GET") res.setHeader("WWW-Authenticate", `Basic realm="${tokens.service.replace(/["\\]/g, "\\$&")}"`);
+  sendJson(res, err.status, { errors: [{ code: err.code, message: err.message }] });
 }
 
 function first(value: unknown): string | undefined {

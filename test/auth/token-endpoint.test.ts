@@ -174,6 +174,10 @@ describe("/token (Docker token auth spec)", () => {
     assert.equal((await post({ ...base, grant_type: "password", username: "ci", password: "ci-secret", access_type: "forever" }).expect(400)).body.errors[0].code, "UNSUPPORTED_VALUE");
     const json = await berth.request().post("/token").send({ grant_type: "password" }).expect(400);
     assert.equal(json.body.errors[0].code, "UNSUPPORTED_VALUE");
+    const unreadable = await berth.request().post("/token").set("Content-Type", "application/x-www-form-urlencoded; charset=koi8-r").send("grant_type=password").expect(400);
+    assert.equal(unreadable.body.errors[0].code, "UNSUPPORTED_VALUE");
+    const huge = await berth.request().post("/token").type("form").send(`scope=${"a".repeat(70_000)}`).expect(413);
+    assert.equal(huge.body.errors[0].code, "UNSUPPORTED_VALUE");
     await post({ ...base, grant_type: "password", username: "ci", password: "wrong" }).expect(401);
   });
 
