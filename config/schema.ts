@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { admissionSchema } from "./admission-schema.js";
 import { authSchema } from "./auth-schema.js";
 import { duration } from "./duration.js";
 import { size } from "./size.js";
@@ -61,6 +62,7 @@ export const configSchema = z
       .array(z.string())
       .default([])
       .describe("Credential files tried for every upstream (after the upstream's own)."),
+    admission: admissionSchema,
   })
   .strict()
   .superRefine((config, ctx) => {
