@@ -91,9 +91,11 @@ describe("skopeo against a token-mode berth", () => {
   });
 
   it("stops working once the helper's credential expires", async () => {
+    const pushCredential = await helperCredential();
+    await skopeo(["copy", "--quiet", "--dest-tls-verify=false", "--dest-creds", `${pushCredential.username}:${pushCredential.secret}`, image.source, `docker://${berth.host}/team/app:v2`], env);
+    // Each skopeo run needs its credential only until it has fetched its token: fresh ones keep a slow machine from failing here.
     const credential = await helperCredential();
     const creds = `${credential.username}:${credential.secret}`;
-    await skopeo(["copy", "--quiet", "--dest-tls-verify=false", "--dest-creds", creds, image.source, `docker://${berth.host}/team/app:v2`], env);
     await skopeo(["copy", "--quiet", "--src-tls-verify=false", "--src-creds", creds, `docker://${berth.host}/team/app:v2`, `dir:${join(work.path, "pulled-v2")}`], env);
 
     const waitMs = (credential.expiresAt + 1) * 1000 - Date.now();
