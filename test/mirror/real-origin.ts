@@ -4,9 +4,10 @@ import { join } from "node:path";
 import type { BerthProcess } from "../support/berth-process.js";
 import { readDirImage, type DirImage } from "../support/dir-image.js";
 import { buildImage, readLayoutBlob, type BuiltImage, type ImageSpec } from "../support/oci-image-builder.js";
-import type { OriginRegistry } from "../support/origin-registry.js";
+import { OriginRegistry, type OriginAuth } from "../support/origin-registry.js";
 import { skopeoCopy, type SkopeoCopyOptions } from "../support/skopeo.js";
 import { makeTempDir } from "../support/temp-dir.js";
+import { TokenIssuer } from "../support/token-issuer.js";
 
 /** The path prefix berth serves the origin under (its host has a port): `/v2/origin/<repo>/...`. */
 export const ORIGIN_PREFIX = "origin";
@@ -26,6 +27,43 @@ export const CONTAINERD_ACCEPT = [
 /** berth's config with `origin` as its one upstream (`host`, `url`, prefix `origin`), plus `upstream` keys and top-level `config` keys. */
 export function mirrorOf(origin: OriginRegistry, upstream: Record<string, unknown> = {}, config: Record<string, unknown> = {}): Record<string, unknown> {
   return { ...config, upstreams: [{ host: origin.host, url: origin.url, prefix: ORIGIN_PREFIX, ...upstream }] };
+}
+
+/** How an origin authenticates its clients: anyone, htpasswd Basic, or Bearer tokens from an issuer. */
+export type OriginMode = "anonymous" | "htpasswd" | "token";
+
+/** The one account of an authenticated origin. */
+export const ORIGIN_USER = { username: "puller", password: "s3cret-pull" };
+
+/** A running origin of some mode, with its token issuer, if any. */
+export interface AuthenticatedOrigin {
+  origin: OriginRegistry;
+  issuer?: TokenIssuer;
+  /** `USER:PASSWORD` for pushes, undefined when anonymous. */
+  creds?: string;
+  close(): Promise<void>;
+}
+
+/** Starts an origin that lets `ORIGIN_USER` (and, when anonymous, anyone) push and pull. */
+export async function startOrigin(mode: OriginMode): Promise<AuthenticatedOrigin> {
+  const users = { [ORIGIN_USER.username]: ORIGIN_USER.password };
+  const issuer = mode === "token" ? await TokenIssuer.start({ users }) : undefined;
+  let auth: OriginAuth = { kind: "anonymous" };
+  if (mode === "htpasswd") auth = { kind: "htpasswd", users };
+  if (issuer) auth = { kind: "token", issuer };
+  const origin = await OriginRegistry.start({ auth }).catch(async (err: unknown) => {
+    await issuer?.close();
+    throw err;
+  });
+  return {
+    origin,
+    issuer,
+    creds: mode === "anonymous" ? undefined : `${ORIGIN_USER.username}:${ORIGIN_USER.password}`,
+    close: async () => {
+      await origin.close();
+      await issuer?.close();
+    },
+  };
 }
 
 /**
