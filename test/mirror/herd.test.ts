@@ -13,6 +13,7 @@ import { mirrorOf, ORIGIN_PREFIX, OriginPublisher, storedBlobPath } from "./real
 const CLIENTS = 20;
 const HERD_LAYER_BYTES = 200 * 1024 * 1024;
 const RANGED_LAYER_BYTES = 24 * 1024 * 1024;
+const JOINED_LAYER_BYTES = 64 * 1024 * 1024;
 
 /** What one client received: status, headers and the sha256 and length of the body, streamed (never held in memory). */
 interface StreamedBody {
@@ -33,10 +34,10 @@ async function streamBlob(url: string, headers: Record<string, string> = {}): Pr
   return { status: response.status, headers: response.headers, digest: `sha256:${hash.digest("hex")}`, length };
 }
 
-/** sha256 of a file's bytes from `start` to its end, streamed. */
-async function sha256OfFileRange(path: string, start: number): Promise<string> {
+/** sha256 of a file's bytes from `start` to `end` (inclusive; default its end), streamed. */
+async function sha256OfFileRange(path: string, start: number, end?: number): Promise<string> {
   const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path, { start })) hash.update(chunk as Buffer);
+  for await (const chunk of createReadStream(path, { start, end })) hash.update(chunk as Buffer);
   return `sha256:${hash.digest("hex")}`;
 }
 
@@ -89,5 +90,29 @@ describe("cold blobs through berth from a real origin", () => {
     const whole = await streamBlob(blobUrl("herd/ranged", layer));
     assert.equal(whole.digest, layer.digest);
     assert.equal(await origin.count("GET", `/v2/herd/ranged/blobs/${layer.digest}`), 1);
+  });
+
+  it("serves Range requests sent alongside a whole-blob GET of a cold blob, while one upstream GET fills it", async () => {
+    const image = await publisher.publish("herd/joined", "v1", { ref: "joined", layers: [{ size: JOINED_LAYER_BYTES, compression: "none" }], seed: "joined" });
+    const layer = image.manifests[0].layers[0];
+    const layerPath = layoutBlobPath(join(work.path, "layout"), layer.digest);
+    const last = layer.size - 1;
+    const ranges = [
+      { header: `bytes=${last - 5000}-`, start: last - 5000, end: last },
+      { header: "bytes=1000-1099", start: 1000, end: 1099 },
+      { header: `bytes=${40 * 1024 * 1024}-${40 * 1024 * 1024 + 999_999}`, start: 40 * 1024 * 1024, end: 40 * 1024 * 1024 + 999_999 },
+      { header: "bytes=-4096", start: layer.size - 4096, end: last },
+    ];
+
+    const [whole, ...parts] = await Promise.all([streamBlob(blobUrl("herd/joined", layer)), ...ranges.map((r) => streamBlob(blobUrl("herd/joined", layer), { Range: r.header }))]);
+
+    assert.equal(whole.digest, layer.digest);
+    for (const [i, part] of parts.entries()) {
+      const { header, start, end } = ranges[i];
+      assert.equal(part.status, 206, header);
+      assert.equal(part.headers.get("content-range"), `bytes ${start}-${end}/${layer.size}`, header);
+      assert.equal(part.digest, await sha256OfFileRange(layerPath, start, end), header);
+    }
+    assert.equal(await origin.count("GET", `/v2/herd/joined/blobs/${layer.digest}`), 1);
   });
 });
