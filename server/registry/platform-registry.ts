@@ -62,7 +62,8 @@ class PlatformRepository implements Repository {
   async getManifest(reference: ManifestReference, request: ManifestRequest): Promise<ManifestContent> {
     const manifest = await this.withFallback(
       () => this.inner.getManifest(reference, request),
-      () => this.fallbackManifest(reference),
+      () => this.fallbackManifest(reference, { accept: [] }),
+      () => this.cachedFallbackManifest(reference),
     );
     // A digest pins content: `name@<index digest>` is that index for every client, as in Distribution.
     return reference.tag === undefined ? manifest : this.negotiate(manifest, request);
@@ -100,46 +101,62 @@ class PlatformRepository implements Repository {
     };
   }
 
-  /** Runs `primary`; when it finds nothing and fallbacks are on, `fallback` gets a chance. */
-  private async withFallback<T>(primary: () => Promise<T>, fallback: () => Promise<T | undefined>): Promise<T> {
+  /**
+   * Runs `primary`; when it finds nothing and fallbacks are on, `fallback` gets a chance, and
+   * `whenDown` (if given) when the upstream cannot answer.
+   */
+  private async withFallback<T>(primary: () => Promise<T>, fallback: () => Promise<T | undefined>, whenDown?: () => Promise<T | undefined>): Promise<T> {
     try {
       return await primary();
     } catch (err) {
-      if (this.architectures.length === 0 || !isUnknown(err)) throw err;
-      const found = await fallback();
+      if (this.architectures.length === 0) throw err;
+      const found = isUnknown(err) ? await fallback() : whenDown && isOutage(err) ? await whenDown() : undefined;
       if (found === undefined) throw err;
       return found;
     }
   }
 
-  private async fallbackManifest(reference: ManifestReference): Promise<ManifestContent | undefined> {
+  /**
+   * While the upstream is down, a name only a fallback ever answered has nothing cached under
+   * its own name: answer it from what the fallback cached, asking the upstream nothing more.
+   */
+  private async cachedFallbackManifest(reference: ManifestReference): Promise<ManifestContent | undefined> {
+    const found = await this.fallbackManifest(reference, { accept: [], cachedOnly: true });
+    return found && { ...found, warnings: [...(found.warnings ?? []), "upstream unavailable; answered from cached content through the -$(ARCH) fallback"] };
+  }
+
+  /** `related` is how the related repositories are asked. */
+  private async fallbackManifest(reference: ManifestReference, related: ManifestRequest): Promise<ManifestContent | undefined> {
     const suffixed = this.splitArchitecture();
-    if (suffixed) return this.fromIndexEntry(suffixed.base, suffixed.architecture, reference);
-    if (reference.tag !== undefined) return this.synthesizeIndex(reference.tag);
-    return (await this.synthesizedByDigest(reference.digest)) ?? this.fromRelatives((r) => r.getManifest(reference, { accept: [] }));
+    if (suffixed) return this.fromIndexEntry(suffixed.base, suffixed.architecture, reference, related);
+    if (reference.tag !== undefined) return this.synthesizeIndex(reference.tag, related);
+    return (await this.synthesizedByDigest(reference.digest)) ?? this.fromRelatives((r) => r.getManifest(reference, related));
   }
 
   /** `name-<arch>:tag` → the `<arch>` entry of `name:tag`'s index. */
-  private async fromIndexEntry(base: string, architecture: string, reference: ManifestReference): Promise<ManifestContent | undefined> {
+  private async fromIndexEntry(base: string, architecture: string, reference: ManifestReference, request: ManifestRequest): Promise<ManifestContent | undefined> {
     const baseRepository = await this.sibling(base);
     const from = `${base}${reference.tag !== undefined ? `:${reference.tag}` : `@${reference.digest}`}`;
-    const found = await optional(() => baseRepository.getManifest(reference, { accept: [] }));
+    const found = await optional(() => baseRepository.getManifest(reference, request));
     if (!found) return undefined;
     if (reference.digest) return { ...found, headers: { ...found.headers, [FALLBACK_HEADER]: `base-repository; from=${from}` } };
     if (!isIndexType(found.mediaType)) return undefined;
     const entry = selectPlatform(indexEntries(found.bytes), { os: "linux", architecture });
     if (!entry) return undefined;
-    const child = await baseRepository.getManifest({ digest: Digest.parse(entry.digest)! }, { accept: [] });
-    return { ...child, headers: { ...child.headers, [FALLBACK_HEADER]: `index-entry; from=${from}` } };
+    const child = await optional(() => baseRepository.getManifest({ digest: Digest.parse(entry.digest)! }, request));
+    return child && { ...child, headers: { ...child.headers, [FALLBACK_HEADER]: `index-entry; from=${from}` } };
   }
 
-  /** `name:tag` missing → an index of the per-architecture `name-<arch>:tag` manifests. */
-  private async synthesizeIndex(tag: string): Promise<ManifestContent | undefined> {
+  /**
+   * `name:tag` missing → an index of the per-architecture `name-<arch>:tag` manifests. Asked
+   * for cached content only, it finds the tags it found when the upstream was up: the same index.
+   */
+  private async synthesizeIndex(tag: string, request: ManifestRequest): Promise<ManifestContent | undefined> {
     const entries: Descriptor[] = [];
     const sources: string[] = [];
     for (const architecture of this.architectures) {
       const sibling = await this.sibling(`${this.name}-${architecture}`);
-      const manifest = await optional(() => sibling.getManifest({ tag }, { accept: [] }));
+      const manifest = await optional(() => sibling.getManifest({ tag }, request));
       if (!manifest) continue;
       const entry = await this.entryFor(sibling, manifest, architecture);
       if (!entry) continue;
@@ -275,6 +292,11 @@ function indexEntries(bytes: Buffer): (Descriptor & { platform?: Partial<Platfor
 
 function isUnknown(err: unknown): boolean {
   return err instanceof RegistryError && (err.code === "MANIFEST_UNKNOWN" || err.code === "BLOB_UNKNOWN" || err.code === "NAME_UNKNOWN");
+}
+
+/** The upstream cannot answer now: down, or rate-limiting. */
+function isOutage(err: unknown): boolean {
+  return err instanceof RegistryError && (err.code === "UNAVAILABLE" || err.code === "TOOMANYREQUESTS");
 }
 
 /** The answer, or undefined when the repository does not have it. */

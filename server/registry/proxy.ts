@@ -13,7 +13,7 @@ import type { BlobFills } from "./blob-fill.js";
 import { RegistryError } from "./errors.js";
 import { blobUnknown, manifestUnknown } from "./hosted.js";
 import { parseManifest } from "./manifest.js";
-import type { BlobContent, ManifestContent, ManifestReference, PutManifestResult, Repository } from "./registry.js";
+import type { BlobContent, ManifestContent, ManifestReference, ManifestRequest, PutManifestResult, Repository } from "./registry.js";
 
 /** What every repository of one upstream shares. */
 export interface Mirror {
@@ -54,29 +54,32 @@ export class ProxyRepository implements Repository {
     return `${this.mirror.upstream.host}/${this.upstreamName}`;
   }
 
-  async getManifest(reference: ManifestReference): Promise<ManifestContent> {
-    if (reference.digest) return this.manifestByDigest(reference.digest);
-    return this.manifestByTag(reference.tag);
+  async getManifest(reference: ManifestReference, request?: ManifestRequest): Promise<ManifestContent> {
+    const cachedOnly = request?.cachedOnly === true;
+    if (reference.digest) return this.manifestByDigest(reference.digest, cachedOnly);
+    return this.manifestByTag(reference.tag, cachedOnly);
   }
 
-  private async manifestByDigest(digest: Digest): Promise<ManifestContent> {
+  private async manifestByDigest(digest: Digest, cachedOnly: boolean): Promise<ManifestContent> {
     const cached = await this.cachedManifest(digest);
     if (cached) return cached;
+    if (cachedOnly) throw manifestUnknown({ digest });
     this.refuseWhenOffline({ digest });
     return this.fetchManifest(digest.toString(), digest, { digest });
   }
 
-  private async manifestByTag(tag: string): Promise<ManifestContent> {
+  private async manifestByTag(tag: string, cachedOnly: boolean): Promise<ManifestContent> {
     const entry = await this.mirror.cache.tagRecord(this.upstreamName, tag);
     if (entry && this.trustsCachedTag(entry.updated)) {
       const cached = await this.cachedManifest(entry.digest);
       if (cached) return cached;
     }
-    if (this.policy === "Never") {
+    if (this.policy === "Never" || cachedOnly) {
       if (entry) {
         const cached = await this.cachedManifest(entry.digest);
         if (cached) return cached;
       }
+      if (cachedOnly) throw manifestUnknown({ tag });
       this.refuseWhenOffline({ tag });
     }
     try {

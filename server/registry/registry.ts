@@ -20,6 +20,8 @@ export interface ManifestContent {
 export interface ManifestRequest {
   /** Media types the client accepts, in its order; empty means anything. */
   accept: string[];
+  /** Answer only from what berth holds, asking no upstream (the -$(ARCH) fallback while an upstream is down). */
+  cachedOnly?: boolean;
 }
 
 export interface BlobContent {

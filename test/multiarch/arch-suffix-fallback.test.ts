@@ -74,6 +74,30 @@ describe("name-<arch>:tag served from the <arch> entry of name:tag's index, with
     assert.deepEqual([...copied.digests].sort(), imageDigests(arm64));
   });
 
+  it("keeps serving pause-arm64:3.9 from what the fallback cached while the origin is down, with a Warning", async (t) => {
+    const cold = await BerthProcess.start({ config: mirroring(origin) });
+    t.after(() => cold.close());
+    const containerd = await Containerd.start();
+    t.after(() => containerd.close());
+    await containerd.setHosts(origin.host, { server: origin.url, mirrors: [{ url: cold.url }] });
+    const reference = `${origin.host}/pause-arm64:3.9`;
+    await containerd.pull(reference, { platform: "linux/arm64" });
+    await containerd.removeImage(reference);
+    await origin.stop();
+    t.after(() => origin.restart());
+
+    const pulled = await containerd.pull(reference, { platform: "linux/arm64" });
+    const copied = await copyToDir(`docker://${cold.host}/origin/pause-arm64:3.9`, { overrideArch: "arm64" });
+    const response = await fetchManifest(cold.url, `pause-arm64/manifests/3.9?ns=${origin.host}`, CONTAINERD_ACCEPT);
+
+    assert.equal(pulled.digest, arm64.digest);
+    assert.deepEqual([...pulled.contentDigests].sort(), imageDigests(arm64));
+    assert.equal(copied.manifestDigest, arm64.digest);
+    assert.deepEqual([...copied.digests].sort(), imageDigests(arm64));
+    assert.equal(response.digest, arm64.digest);
+    assert.match(response.headers.get("warning") ?? "", /upstream unavailable/);
+  });
+
   it("answers pause-arm64:3.9 with 404 MANIFEST_UNKNOWN when the upstream's archFallback is off", async (t) => {
     const strict = await BerthProcess.start({ config: mirroring(origin, { archFallback: { enabled: false } }) });
     t.after(() => strict.close());

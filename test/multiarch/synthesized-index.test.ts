@@ -116,6 +116,27 @@ describe("name:tag synthesized as an index from per-arch name-<arch>:tag tags, w
     assert.ok(byDigest.bytes.equals(first.bytes));
   });
 
+  it("keeps serving the synthesized pause:3.9, same digest, from what it cached while the origin is down, with a Warning", async (t) => {
+    const cold = await BerthProcess.start({ config: mirroring(origin) });
+    t.after(() => cold.close());
+    const containerd = await Containerd.start();
+    t.after(() => containerd.close());
+    await containerd.setHosts(origin.host, { server: origin.url, mirrors: [{ url: cold.url }] });
+    const reference = `${origin.host}/pause:3.9`;
+    const online = await containerd.pull(reference, { platform: "linux/arm64" });
+    await containerd.removeImage(reference);
+    await origin.stop();
+    t.after(() => origin.restart());
+
+    const pulled = await containerd.pull(reference, { platform: "linux/arm64" });
+    const response = await fetchManifest(cold.url, `pause/manifests/3.9?ns=${origin.host}`, CONTAINERD_ACCEPT);
+
+    assert.equal(pulled.digest, online.digest);
+    assert.deepEqual([...pulled.contentDigests].sort(), [...online.contentDigests].sort());
+    assert.equal(response.digest, online.digest);
+    assert.match(response.headers.get("warning") ?? "", /upstream unavailable/);
+  });
+
   it("answers pause:3.9 with 404 MANIFEST_UNKNOWN when the upstream's archFallback is off", async (t) => {
     const strict = await BerthProcess.start({ config: mirroring(origin, { archFallback: { enabled: false } }) });
     t.after(() => strict.close());
