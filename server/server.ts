@@ -2,7 +2,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { setTimeout as delay } from "node:timers/promises";
 import { Server as NetServer, type AddressInfo } from "node:net";
 import type { BerthConfig } from "../config/schema.js";
+import { AdmissionListener } from "./admission/admission-listener.js";
+import { setUpAdmission } from "./admission/setup.js";
 import { setUpAuth } from "./auth/setup.js";
+import { createAdminRoutes } from "./http/admin-routes.js";
 import { createApp } from "./http/app.js";
 import { createTokenRoutes } from "./http/token-routes.js";
 import type { Logger } from "./log.js";
@@ -28,6 +31,8 @@ export interface Berth {
   storage: Storage;
   url: string;
   collector: ContentCollector;
+  /** `https://HOST:PORT` of the admission webhook's own listener, when it has one. */
+  admissionUrl?: string;
   /**
    * Graceful shutdown: /readyz turns unready and new connections are refused at once;
    * requests in flight get `graceMs` (default `shutdown.gracePeriod`) to finish, then are cut.
@@ -59,10 +64,14 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
       ? setInterval(() => collector.run().catch((err: unknown) => log.error({ err }, "content collection failed")), config.cache.collectInterval).unref()
       : undefined;
   let closing = false;
+  const admission = setUpAdmission(config, registry, log);
   const app = createApp({
     registry,
     access: auth.access,
     ...(auth.tokenService ? { tokenRoutes: createTokenRoutes(auth.tokenService, log) } : {}),
+    ...(admission && !admission.listener ? { admissionRoutes: admission.routes } : {}),
+    adminRoutes: createAdminRoutes({ collector }),
+    storesBlob: async (digest) => (await storage.blobs.size(digest)) !== undefined,
     log,
     ready: async () => {
       if (closing) return false;
@@ -87,13 +96,21 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
   });
   const address = server.address() as AddressInfo;
   const url = `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`;
+  const admissionListener = admission?.listener
+    ? await AdmissionListener.start(admission.routes, admission.listener, log).catch((err: unknown) => {
+        server.close();
+        throw err;
+      })
+    : undefined;
   return {
     server,
     storage,
     url,
     collector,
+    ...(admissionListener ? { admissionUrl: admissionListener.url } : {}),
     close: async (graceMs = config.shutdown.gracePeriod) => {
       closing = true;
+      const admissionClosed = admissionListener?.close(graceMs);
       if (collecting) clearInterval(collecting);
       // net.Server's close stops accepting but, unlike http.Server's, keeps idle kept-alive
       // connections: a probe on one still sees /readyz 503, answered with Connection: close.
@@ -107,6 +124,7 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
       await fills.settled();
       await Promise.all(mirrors.map((m) => m.client.close()));
       for (const mirror of mirrors) mirror.tagLists.close();
+      await admissionClosed;
       await storage.blobs.usage.save().catch((err: unknown) => log.warn({ err }, "could not save blob access times"));
     },
   };

@@ -1,5 +1,6 @@
 import express, { type Request, type Response, type NextFunction } from "express";
 import type { AccessController, AccessRequest } from "../auth/access.js";
+import type { Digest } from "../reference/digest.js";
 import { RegistryError } from "../registry/errors.js";
 import type { Registry, Repository } from "../registry/registry.js";
 import type { Logger } from "../log.js";
@@ -18,7 +19,16 @@ export interface AppDependencies {
   ready: () => Promise<boolean>;
   /** /token and /token/jwks, in `auth.mode: token`. */
   tokenRoutes?: express.Router;
+  /** /admission, when the admission webhook has no listener of its own. */
+  admissionRoutes?: express.Router;
+  /** /admin/* (loopback only): gc. */
+  adminRoutes?: express.Router;
+  /** Whether berth's store holds a blob, for the `Berth-Cache` header of blob responses. */
+  storesBlob?: (digest: Digest) => Promise<boolean>;
 }
+
+/** On blob responses: `hit` when berth's store held the blob before the request, else `miss`. */
+export const CACHE_HEADER = "Berth-Cache";
 
 export function createApp(deps: AppDependencies): express.Express {
   const app = express();
@@ -35,6 +45,8 @@ export function createApp(deps: AppDependencies): express.Express {
   });
 
   if (deps.tokenRoutes) app.use(deps.tokenRoutes);
+  if (deps.admissionRoutes) app.use(deps.admissionRoutes);
+  if (deps.adminRoutes) app.use(deps.adminRoutes);
 
   app.use("/v2", (req, res, next) => {
     res.setHeader(API_VERSION_HEADER, "registry/2.0");
@@ -111,6 +123,7 @@ const OPERATIONS: Record<V2Path["kind"], Record<string, Operation>> = {
   blob: {
     GET: on("blob", ["pull"], async (req, res, path, deps) => {
       const repository = await repositoryOf(req, path, deps);
+      if (deps.storesBlob) res.setHeader(CACHE_HEADER, (await deps.storesBlob(path.digest)) ? "hit" : "miss");
       if (req.method === "HEAD") await headBlob(res, repository, path.digest);
       else await getBlob(req, res, repository, path.digest);
     }),

@@ -1,0 +1,39 @@
+import { setTimeout as delay } from "node:timers/promises";
+import type { Digest } from "../reference/digest.js";
+import { IMAGE_MANIFEST_TYPES, INDEX_TYPES } from "../registry/media-types.js";
+import type { Registry } from "../registry/registry.js";
+
+/** Every manifest type, indexes first: a multi-arch tag resolves to its index, as a runtime's pull would. */
+const ACCEPT_ANY_MANIFEST = [...INDEX_TYPES, ...IMAGE_MANIFEST_TYPES];
+
+/**
+ * Resolves tags to digests through berth's own registry layer, in-process: a mirrored
+ * manifest is fetched and cached by the same code that serves `/v2/`, so the pull that
+ * follows admission finds it in the cache.
+ */
+export class DigestResolver {
+  constructor(
+    private readonly registry: Registry,
+    private readonly timeoutMs: number,
+  ) {}
+
+  /** The digest `name:tag` has at berth now; rejects with the registry's reason, or after the timeout. */
+  async resolve(name: string, tag: string): Promise<Digest> {
+    const lookup = (async () => {
+      const repository = await this.registry.repository({ name, intent: "read" });
+      return (await repository.getManifest({ tag }, { accept: ACCEPT_ANY_MANIFEST })).digest;
+    })();
+    const timer = new AbortController();
+    const timeout = delay(this.timeoutMs, undefined, { signal: timer.signal }).then(() => {
+      throw new Error(`no answer within ${this.timeoutMs / 1000}s`);
+    });
+    try {
+      return await Promise.race([lookup, timeout]);
+    } finally {
+      timer.abort();
+      // The lookup goes on after a timeout and still caches what it fetched; only its outcome is dropped.
+      timeout.catch(() => undefined);
+      lookup.catch(() => undefined);
+    }
+  }
+}

@@ -1,0 +1,57 @@
+/** Where each kind berth mutates keeps its pod spec. */
+const POD_SPEC_PATHS: Readonly<Record<string, readonly string[]>> = {
+  Pod: ["spec"],
+  PodTemplate: ["template", "spec"],
+  Deployment: ["spec", "template", "spec"],
+  StatefulSet: ["spec", "template", "spec"],
+  DaemonSet: ["spec", "template", "spec"],
+  ReplicaSet: ["spec", "template", "spec"],
+  ReplicationController: ["spec", "template", "spec"],
+  Job: ["spec", "template", "spec"],
+  CronJob: ["spec", "jobTemplate", "spec", "template", "spec"],
+};
+
+const CONTAINER_LISTS = ["initContainers", "containers", "ephemeralContainers"] as const;
+
+export const MUTATED_KINDS: readonly string[] = Object.keys(POD_SPEC_PATHS);
+
+/** An object whose pod spec has the wrong shape: no API server sends one. */
+export class MalformedObjectError extends Error {}
+
+export interface ContainerLocation {
+  /** JSON pointer to the container within the object: `/spec/template/spec/containers/0`. */
+  pointer: string;
+  container: Record<string, unknown>;
+}
+
+/**
+ * Every container, init container and ephemeral container of an object of `kind`, or
+ * undefined for a kind that holds no pod spec. A missing spec yields none: the API
+ * server's validation, which runs after admission, rejects such an object itself.
+ */
+export function containersOf(kind: string, object: unknown): ContainerLocation[] | undefined {
+  const path = POD_SPEC_PATHS[kind];
+  if (!path) return undefined;
+  let spec: unknown = object;
+  for (const [depth, key] of path.entries()) {
+    if (!isMapping(spec)) throw new MalformedObjectError(`${["request.object", ...path.slice(0, depth)].join(".")} is missing or not an object`);
+    spec = spec[key];
+    if (spec === undefined || spec === null) return [];
+  }
+  if (!isMapping(spec)) throw new MalformedObjectError(`request.object.${path.join(".")} is not an object`);
+  const found: ContainerLocation[] = [];
+  for (const list of CONTAINER_LISTS) {
+    const containers = spec[list];
+    if (containers === undefined || containers === null) continue;
+    if (!Array.isArray(containers)) throw new MalformedObjectError(`request.object.${[...path, list].join(".")} is not a list`);
+    containers.forEach((container: unknown, index) => {
+      if (!isMapping(container)) throw new MalformedObjectError(`request.object.${[...path, list].join(".")}[${index}] is not an object`);
+      found.push({ pointer: `/${[...path, list, index].join("/")}`, container });
+    });
+  }
+  return found;
+}
+
+function isMapping(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
