@@ -5,6 +5,7 @@ import type { ByteRange } from "../storage/driver.js";
 import type { Descriptor } from "../storage/repository-metadata.js";
 import type { UploadSession } from "../storage/upload-store.js";
 import { RegistryError } from "./errors.js";
+import { MAX_MANIFEST_BYTES } from "./manifest.js";
 import { DOCKER_MANIFEST_LIST, isIndexType, OCI_INDEX } from "./media-types.js";
 import { formatPlatform, selectPlatform, type Platform } from "./platform.js";
 import type { BlobContent, ManifestContent, ManifestReference, ManifestRequest, PutManifestResult, Registry, Repository, RepositoryAddress } from "./registry.js";
@@ -204,6 +205,8 @@ class PlatformRepository implements Repository {
 
   /** A synthesized index is fetched again by digest (containerd resolves, then GETs by digest). */
   private async synthesizedByDigest(digest: Digest): Promise<ManifestContent | undefined> {
+    // Any digest can be asked for as a manifest: never read a layer into memory to find out.
+    if (((await this.options.blobs.size(digest)) ?? Infinity) > MAX_MANIFEST_BYTES) return undefined;
     const bytes = await this.options.blobs.read(digest);
     if (!bytes) return undefined;
     try {
