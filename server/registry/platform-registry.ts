@@ -8,6 +8,7 @@ import { RegistryError } from "./errors.js";
 import { MAX_MANIFEST_BYTES } from "./manifest.js";
 import { DOCKER_MANIFEST_LIST, isIndexType, OCI_INDEX } from "./media-types.js";
 import { formatPlatform, selectPlatform, type Platform } from "./platform.js";
+import { ProxyRepository } from "./proxy.js";
 import type { BlobContent, ManifestContent, ManifestReference, ManifestRequest, PutManifestResult, Registry, Repository, RepositoryAddress } from "./registry.js";
 
 export const SYNTHESIZED_ANNOTATION = "berth.synthesized";
@@ -162,7 +163,7 @@ class PlatformRepository implements Repository {
       const entry = await this.entryFor(sibling, manifest, architecture);
       if (!entry) continue;
       entries.push(entry);
-      sources.push(`${this.name}-${architecture}:${tag}`);
+      sources.push(`${canonicalName(sibling)}:${tag}`);
     }
     if (entries.length === 0) return undefined;
     const index = {
@@ -171,7 +172,7 @@ class PlatformRepository implements Repository {
       manifests: entries,
       annotations: {
         [SYNTHESIZED_ANNOTATION]: `index synthesized by berth from ${sources.join(", ")}`,
-        [SYNTHESIZED_REPOSITORY_ANNOTATION]: this.name,
+        [SYNTHESIZED_REPOSITORY_ANNOTATION]: canonicalName(this.inner),
       },
     };
     const bytes = Buffer.from(JSON.stringify(index));
@@ -211,7 +212,7 @@ class PlatformRepository implements Repository {
     if (!bytes) return undefined;
     try {
       const index = JSON.parse(bytes.toString("utf8")) as { mediaType?: string; annotations?: Record<string, string> };
-      if (index.mediaType !== OCI_INDEX || index.annotations?.[SYNTHESIZED_REPOSITORY_ANNOTATION] !== this.name) return undefined;
+      if (index.mediaType !== OCI_INDEX || index.annotations?.[SYNTHESIZED_REPOSITORY_ANNOTATION] !== canonicalName(this.inner)) return undefined;
     } catch {
       return undefined;
     }
@@ -286,6 +287,14 @@ class PlatformRepository implements Repository {
 export function acceptsIndex(accept: string[], indexType?: string): boolean {
   const indexTypes = indexType === undefined ? [OCI_INDEX, DOCKER_MANIFEST_LIST] : [indexType];
   return accept.length === 0 || accept.some((type) => type === "*/*" || indexTypes.includes(type));
+}
+
+/**
+ * `host/path` at its upstream, however a client addressed it: admission resolves a tag through
+ * the prefix, containerd pulls the digest through `?ns=`, and both must meet the same index.
+ */
+function canonicalName(repository: Repository): string {
+  return repository instanceof ProxyRepository ? `${repository.upstream.host}/${repository.upstreamName}` : repository.name;
 }
 
 function indexEntries(bytes: Buffer): (Descriptor & { platform?: Partial<Platform> })[] {

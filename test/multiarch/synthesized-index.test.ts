@@ -54,12 +54,25 @@ describe("name:tag synthesized as an index from per-arch name-<arch>:tag tags, w
     assert.match(response.headers.get("berth-fallback") ?? "", /^synthesized-index; /);
     const index = parseIndex(response);
     assert.equal(index.mediaType, MEDIA_TYPES.ociIndex);
-    assert.match(index.annotations?.["berth.synthesized"] ?? "", /origin\/pause-amd64:3\.9, origin\/pause-arm64:3\.9/);
+    assert.equal(index.annotations?.["berth.synthesized"], `index synthesized by berth from ${origin.host}/pause-amd64:3.9, ${origin.host}/pause-arm64:3.9`);
     assert.deepEqual(
       index.manifests.map((m) => ({ digest: m.digest, mediaType: m.mediaType, size: m.size, platform: m.platform })),
       [amd64, arm64].map((m) => ({ digest: m.digest, mediaType: m.mediaType, size: m.size, platform: m.platform })),
       "each entry is the origin's per-arch manifest, with the platform its config names",
     );
+  });
+
+  it("gives the synthesized index one digest through the prefix and ?ns=, and serves it by that digest on either route", async () => {
+    const viaPrefix = await fetchManifest(berth.url, "origin/pause/manifests/3.9", CONTAINERD_ACCEPT);
+    const viaNs = await fetchManifest(berth.url, `pause/manifests/3.9?ns=${origin.host}`, CONTAINERD_ACCEPT);
+
+    assert.equal(viaNs.digest, viaPrefix.digest);
+    assert.ok(viaNs.bytes.equals(viaPrefix.bytes));
+    for (const path of [`pause/manifests/${viaPrefix.digest}?ns=${origin.host}`, `origin/pause/manifests/${viaNs.digest}`]) {
+      const byDigest = await fetchManifest(berth.url, path, CONTAINERD_ACCEPT);
+      assert.equal(byDigest.status, 200, path);
+      assert.ok(byDigest.bytes.equals(viaPrefix.bytes), path);
+    }
   });
 
   it("containerd pulls ORIGIN/pause:3.9 for linux/arm64 through its hosts.toml mirror: the synthesized index and pause-arm64's image", async (t) => {
