@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { createWriteStream, constants as fsConstants } from "node:fs";
 import { mkdir, open, readdir, rename, rm, stat, readFile, type FileHandle } from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
+import { once } from "node:events";
 import { finished } from "node:stream/promises";
 import type { ByteRange, ObjectInfo, PendingObject, StorageDriver } from "./driver.js";
 
@@ -28,7 +29,7 @@ export class FilesystemDriver implements StorageDriver {
 
   private file(path: string): string {
     const segments = path.split("/");
-    if (path === "" || segments.some((s) => s === "" || s === "." || s === "..")) {
+    if (path === "" || path.includes("\0") || segments.some((s) => s === "" || s === "." || s === "..")) {
       throw new Error(`invalid storage path ${JSON.stringify(path)}`);
     }
     const full = join(this.root, ...segments);
@@ -102,12 +103,15 @@ export class FilesystemDriver implements StorageDriver {
 
   async createPending(): Promise<PendingObject> {
     const temp = join(this.root, TEMP_DIR, randomUUID());
-    const handle = await open(temp, "wx");
-    const stream = createWriteStream("", { fd: handle.fd, autoClose: false, highWaterMark: 1024 * 1024 });
+    // The stream alone owns the descriptor: it fsyncs (flush) and closes it exactly once, on
+    // finish or destroy, so no second close can hit a descriptor number reused meanwhile.
+    const stream = createWriteStream(temp, { flags: "wx", flush: true, highWaterMark: 1024 * 1024 });
+    await once(stream, "ready");
     let state: "open" | "committed" | "discarded" = "open";
-    const closeHandle = async () => {
-      if (!stream.destroyed && !stream.writableFinished) stream.destroy();
-      await handle.close().catch(() => {});
+    const drop = async () => {
+      stream.destroy();
+      await finished(stream).catch(() => {});
+      await rm(temp, { force: true });
     };
     return {
       stream,
@@ -116,25 +120,21 @@ export class FilesystemDriver implements StorageDriver {
       },
       commit: async (path: string) => {
         if (state !== "open") throw new Error(`pending object already ${state}`);
-        const target = this.file(path);
         try {
-          if (!stream.writableFinished) await finished(stream);
-          await handle.sync();
-          await handle.close();
+          const target = this.file(path);
+          await finished(stream); // resolves once the bytes are fsynced and the descriptor closed
           await this.place(temp, target);
           state = "committed";
         } catch (err) {
           state = "discarded";
-          await closeHandle();
-          await rm(temp, { force: true });
+          await drop();
           throw err;
         }
       },
       discard: async () => {
         if (state !== "open") return;
         state = "discarded";
-        await closeHandle();
-        await rm(temp, { force: true });
+        await drop();
       },
       // The descriptor outlives the rename in commit, so readers keep reading the placed file.
       openReader: async () => {
