@@ -5,7 +5,7 @@ import { BerthProcess } from "../support/berth-process.js";
 import { Containerd } from "../support/containerd.js";
 import { buildImage, MEDIA_TYPES, type BuiltImage, type BuiltManifest } from "../support/oci-image-builder.js";
 import { OriginRegistry } from "../support/origin-registry.js";
-import { skopeoCopy } from "../support/skopeo.js";
+import { skopeoCopy, skopeoInspectRaw } from "../support/skopeo.js";
 import { makeTempDir, type TempDir } from "../support/temp-dir.js";
 import { AMD64, ARM64, CONTAINERD_ACCEPT, copyToDir, errorCode, fetchManifest, mirroring } from "./origin-mirror.js";
 
@@ -50,8 +50,11 @@ describe("name-<arch>:tag served from the <arch> entry of name:tag's index, with
   });
 
   it("skopeo copies origin/pause-arm64:3.9 through the prefix as the arm64 entry, every blob verified", async () => {
+    const originIndex = JSON.parse((await skopeoInspectRaw(`docker://${origin.host}/pause:3.9`)).toString("utf8")) as { manifests: { digest: string; platform: { architecture: string } }[] };
+
     const copied = await copyToDir(`docker://${berth.host}/origin/pause-arm64:3.9`, { overrideArch: "arm64" });
 
+    assert.equal(copied.manifestDigest, originIndex.manifests.find((m) => m.platform.architecture === "arm64")?.digest, "the origin's arm64 index entry");
     assert.equal(copied.manifestDigest, arm64.digest);
     for (const [name, contentDigest] of copied.blobs) assert.equal(contentDigest, name, `blob ${name} content`);
     assert.deepEqual([...copied.digests].sort(), imageDigests(arm64));
