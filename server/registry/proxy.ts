@@ -160,7 +160,7 @@ export class ProxyRepository implements Repository {
       if (fill.size !== undefined) return fill.size;
     }
     this.refuseWhenOffline(undefined, digest);
-    const upstreamSize = await this.upstreamCall(() => this.mirror.client.blobSize(this.upstreamName, digest.toString())).catch((err: unknown) => {
+    const upstreamSize = await this.upstreamCall(async () => (await this.mirror.client.blobSize(this.upstreamName, digest.toString())).size).catch((err: unknown) => {
       throw this.translate(err, undefined, digest);
     });
     if (upstreamSize !== undefined) return upstreamSize;

@@ -29,7 +29,12 @@ export interface UpstreamEndpoint {
   readTimeoutMs: number;
 }
 
-export interface UpstreamManifest {
+/** Whether an answer needed credentials: content anyone may fetch can be shared between tenants. */
+export interface Provenance {
+  anonymous: boolean;
+}
+
+export interface UpstreamManifest extends Provenance {
   digest?: string;
   mediaType: string;
   size?: number;
@@ -37,7 +42,7 @@ export interface UpstreamManifest {
   bytes?: Buffer;
 }
 
-export interface UpstreamBlob {
+export interface UpstreamBlob extends Provenance {
   /** From Content-Length; undefined when the upstream streams without one. */
   size?: number;
   body: Readable;
@@ -60,24 +65,36 @@ const DEFAULT_TOKEN_SECONDS = 60;
  * authorization that worked per repository until it expires.
  */
 export class UpstreamClient {
-  private readonly agent: Agent;
   private readonly authorizations = new NodeCache({ stdTTL: 300, useClones: false, checkperiod: 60 });
+  private readonly views = new Map<string, UpstreamClient>();
 
   constructor(
     readonly endpoint: UpstreamEndpoint,
     private readonly credentials: CredentialLookup,
-  ) {
-    this.agent = new Agent({
+    private readonly agent: Agent = new Agent({
       connect: { timeout: endpoint.connectTimeoutMs },
       headersTimeout: endpoint.readTimeoutMs,
       bodyTimeout: endpoint.readTimeoutMs,
       keepAliveTimeout: 30_000,
       connections: 64,
-    });
+    }),
+  ) {}
+
+  /**
+   * The same upstream seen with other credentials (a tenant's): its own authorization cache,
+   * the same connection pool. Created once per key.
+   */
+  as(key: string, credentials: () => CredentialLookup): UpstreamClient {
+    let view = this.views.get(key);
+    if (!view) {
+      view = new UpstreamClient(this.endpoint, credentials(), this.agent);
+      this.views.set(key, view);
+    }
+    return view;
   }
 
   async manifest(repository: string, reference: string, method: "GET" | "HEAD"): Promise<UpstreamManifest> {
-    const response = await this.send(repository, method, `/v2/${repository}/manifests/${reference}`, { accept: MANIFEST_ACCEPT });
+    const { response, anonymous } = await this.send(repository, method, `/v2/${repository}/manifests/${reference}`, { accept: MANIFEST_ACCEPT });
     const what = `manifest ${repository}:${reference}`;
     await this.expectOk(response, what);
     const mediaType = header(response, "content-type")?.split(";")[0].trim() ?? "";
@@ -85,25 +102,25 @@ export class UpstreamClient {
     const length = header(response, "content-length");
     if (method === "HEAD") {
       await response.body.dump();
-      return { digest, mediaType, size: length === undefined ? undefined : Number(length) };
+      return { digest, mediaType, size: length === undefined ? undefined : Number(length), anonymous };
     }
     const bytes = await readLimited(response.body, MAX_MANIFEST_BYTES, this.describe(what));
-    return { digest, mediaType, size: bytes.length, bytes };
+    return { digest, mediaType, size: bytes.length, bytes, anonymous };
   }
 
   async blob(repository: string, digest: string): Promise<UpstreamBlob> {
-    const response = await this.send(repository, "GET", `/v2/${repository}/blobs/${digest}`, {});
+    const { response, anonymous } = await this.send(repository, "GET", `/v2/${repository}/blobs/${digest}`, {});
     await this.expectOk(response, `blob ${repository}@${digest}`);
     const length = header(response, "content-length");
-    return { size: length === undefined ? undefined : Number(length), body: response.body };
+    return { size: length === undefined ? undefined : Number(length), body: response.body, anonymous };
   }
 
-  async blobSize(repository: string, digest: string): Promise<number | undefined> {
-    const response = await this.send(repository, "HEAD", `/v2/${repository}/blobs/${digest}`, {});
+  async blobSize(repository: string, digest: string): Promise<{ size?: number } & Provenance> {
+    const { response, anonymous } = await this.send(repository, "HEAD", `/v2/${repository}/blobs/${digest}`, {});
     await this.expectOk(response, `blob ${repository}@${digest}`);
     await response.body.dump();
     const length = header(response, "content-length");
-    return length === undefined ? undefined : Number(length);
+    return { size: length === undefined ? undefined : Number(length), anonymous };
   }
 
   /** Every tag, following `Link` pagination. */
@@ -111,7 +128,7 @@ export class UpstreamClient {
     const tags: string[] = [];
     let path: string | undefined = `/v2/${repository}/tags/list`;
     for (let page = 0; path && page < 1000; page++) {
-      const response = await this.send(repository, "GET", path, { accept: "application/json" });
+      const { response } = await this.send(repository, "GET", path, { accept: "application/json" });
       await this.expectOk(response, `tags of ${repository}`);
       const body = JSON.parse((await readLimited(response.body, 16 * 1024 * 1024, this.describe("tags"))).toString("utf8")) as { tags?: unknown };
       if (Array.isArray(body.tags)) tags.push(...body.tags.filter((t): t is string => typeof t === "string"));
@@ -121,12 +138,13 @@ export class UpstreamClient {
   }
 
   async referrers(repository: string, digest: string): Promise<Buffer> {
-    const response = await this.send(repository, "GET", `/v2/${repository}/referrers/${digest}`, { accept: "application/vnd.oci.image.index.v1+json" });
+    const { response } = await this.send(repository, "GET", `/v2/${repository}/referrers/${digest}`, { accept: "application/vnd.oci.image.index.v1+json" });
     await this.expectOk(response, `referrers of ${repository}@${digest}`);
     return readLimited(response.body, MAX_MANIFEST_BYTES, this.describe("referrers"));
   }
 
   async close(): Promise<void> {
+    for (const view of this.views.values()) view.authorizations.close();
     this.authorizations.close();
     await this.agent.close();
   }
@@ -135,10 +153,11 @@ export class UpstreamClient {
     return `${this.endpoint.host}: ${what}`;
   }
 
-  private async send(repository: string, method: string, path: string, headers: Record<string, string>): Promise<Dispatcher.ResponseData> {
-    const cached = this.authorizations.get<string>(repository);
-    const first = await this.request(method, path, cached ? { ...headers, authorization: cached } : headers);
-    if (first.statusCode !== 401 && !(cached && first.statusCode === 403)) return first;
+  /** Sends a request, answering challenges; `anonymous` when no credential was needed. */
+  private async send(repository: string, method: string, path: string, headers: Record<string, string>): Promise<{ response: Dispatcher.ResponseData; anonymous: boolean }> {
+    const cached = this.authorizations.get<{ header: string; anonymous: boolean }>(repository);
+    const first = await this.request(method, path, cached ? { ...headers, authorization: cached.header } : headers);
+    if (first.statusCode !== 401 && !(cached && first.statusCode === 403)) return { response: first, anonymous: cached?.anonymous ?? true };
     const challenge = cached ? undefined : parseChallenge(header(first, "www-authenticate"));
     await first.body.dump();
     if (cached) this.authorizations.del(repository);
@@ -155,8 +174,9 @@ export class UpstreamClient {
         await response.body.dump();
         continue;
       }
-      this.authorizations.set(repository, authorization.header, authorization.ttlSeconds);
-      return response;
+      const anonymous = credential === undefined;
+      this.authorizations.set(repository, { header: authorization.header, anonymous }, authorization.ttlSeconds);
+      return { response, anonymous };
     }
     throw new UpstreamError("denied", `${this.describe(path)}: every credential was refused (${attempts.map((c) => c?.source ?? "anonymous").join(", ")})`, { status: 401 });
   }

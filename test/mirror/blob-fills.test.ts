@@ -22,7 +22,7 @@ it("a client arriving after a fill failed, while it still cleans up, starts a fr
   const hooks = (bytes: Buffer): FillHooks => ({
     fetch: async () => {
       fetches++;
-      return { size: bytes.length, body: Readable.from([bytes]) };
+      return { size: bytes.length, body: Readable.from([bytes]), anonymous: true };
     },
     onVerified: async () => {},
     // Runs after the failure is visible to readers and before the failed fill leaves the list: the window a quick retry lands in.
