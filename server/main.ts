@@ -1,12 +1,17 @@
 #!/usr/bin/env node
 import { parseArgs } from "node:util";
 import { ConfigError, parseConfig, readConfigDocument } from "../config/load.js";
+import { isVerb, runVerb, VERBS } from "./cli/verbs.js";
 import { createLogger } from "./log.js";
 import { startBerth } from "./server.js";
 
 const USAGE = `usage: berth serve [--config FILE] [--listen HOST:PORT] [--storage DIR]
+       berth <verb> [options]   (berth <verb> --help)
 
-  serve     run the registry (the embedded default config when --config is absent)`;
+  serve                    run the registry (the embedded default config when --config is absent)
+${Object.values(VERBS)
+  .map((verb) => `  ${verb.summary}`)
+  .join("\n")}`;
 
 async function serve(args: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -65,6 +70,10 @@ async function main(argv: string[]): Promise<void> {
       process.stdout.write(`${USAGE}\n`);
       return;
     default:
+      if (isVerb(command)) {
+        process.exitCode = await runVerb(command, rest);
+        return;
+      }
       throw new ConfigError(`unknown command ${JSON.stringify(command)}\n${USAGE}`);
   }
 }

@@ -1,0 +1,70 @@
+import { parseArgs } from "node:util";
+import { createLogger } from "../log.js";
+import { ContentCollector, type CollectionReport } from "../registry/content-collector.js";
+import { RepositoryMetadata } from "../storage/repository-metadata.js";
+import { openFilesystemStorage } from "../storage/storage.js";
+import { formatBytes } from "./byte-size.js";
+import { OperationError } from "./cli-error.js";
+import { OFFLINE_OPTIONS, offlineConfig } from "./offline-config.js";
+import { berthClientFrom, REMOTE_OPTIONS, REMOTE_USAGE } from "./remote-options.js";
+import type { Verb } from "./verb.js";
+
+/** `berth gc`: garbage collection and cache eviction, by a running berth or on a stopped one's storage. */
+export const gc: Verb = {
+  summary: "gc                       collect unreferenced blobs and evict cached ones beyond cache.maxSize",
+  help: `usage: berth gc [--berth URL] [--json]
+       berth gc --storage DIR [--config FILE] [--json]
+
+Runs berth's garbage collection and cache eviction once: blobs nothing references (older than
+cache.minAge) are deleted, and mirrored blobs beyond cache.maxSize are evicted least recently
+used first. Hosted content is never removed.
+
+By default it asks the running berth (POST /admin/gc, which berth answers on loopback only:
+run it on berth's host or in its pod). With --storage or --config it collects a STOPPED
+berth's storage itself, with that config's upstreams and cache settings.
+
+  --json                 print the collection report as JSON
+  --storage DIR          a stopped berth's storage root (default: storage.root of --config)
+  --config FILE          that berth's config file
+${REMOTE_USAGE}`,
+
+  async run(args, terminal) {
+    const { values } = parseArgs({ args, options: { ...REMOTE_OPTIONS, ...OFFLINE_OPTIONS, json: { type: "boolean" } }, strict: true });
+    const offline = values.storage !== undefined || values.config !== undefined;
+    const report = offline ? await collectOffline(values) : await collectOnline(values);
+    terminal.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${describe(report)}\n`);
+  },
+};
+
+async function collectOnline(values: Parameters<typeof berthClientFrom>[0]): Promise<CollectionReport> {
+  const client = await berthClientFrom(values);
+  const response = await client.send("POST", "/admin/gc");
+  return (await response.json()) as CollectionReport;
+}
+
+async function collectOffline(values: { storage?: string; config?: string }): Promise<CollectionReport> {
+  const config = await offlineConfig(values);
+  const storage = await openFilesystemStorage(config.storage.root);
+  await storage.blobs.usage.load();
+  const collector = new ContentCollector(
+    storage,
+    // Where berth keeps each upstream's mirror metadata (as server.ts opens it).
+    config.upstreams.map((upstream) => new RepositoryMetadata(storage.driver, `mirrors/${upstream.prefix}`)),
+    { maxCacheBytes: config.cache.maxSize, minAgeMs: config.cache.minAge },
+    createLogger("warn"),
+  );
+  try {
+    return await collector.run();
+  } catch (err) {
+    throw new OperationError(`collection failed: ${(err as Error).message}`);
+  } finally {
+    await storage.blobs.usage.save();
+  }
+}
+
+function describe(report: CollectionReport): string {
+  return (
+    `collected: ${report.blobs} blobs checked; ${report.deletedUnreferenced} unreferenced deleted, ${report.evicted} cached evicted, ${formatBytes(report.freedBytes)} freed; ` +
+    `${formatBytes(report.hostedBytes)} hosted and ${formatBytes(report.cacheBytes)} cached remain`
+  );
+}
