@@ -44,7 +44,7 @@ export function parseManifest(bytes: Buffer, contentType: string | undefined): P
   if (typeof body !== "object" || body === null || Array.isArray(body)) throw invalid("manifest is not a JSON object");
   if (body.schemaVersion !== 2) throw invalid("only schemaVersion 2 manifests are supported");
 
-  const declared = typeof body.mediaType === "string" && body.mediaType !== "" ? body.mediaType : undefined;
+  const declared = optional(body.mediaType, "mediaType", isString) || undefined;
   const sent = contentType?.split(";")[0].trim().toLowerCase();
   if (declared && sent && sent !== declared) {
     throw invalid(`Content-Type ${sent} does not match the manifest's mediaType ${declared}`);
@@ -62,32 +62,61 @@ export function parseManifest(bytes: Buffer, contentType: string | undefined): P
     parsed.blobs.push(Digest.parse(config.digest)!);
     body.layers.forEach((raw, i) => {
       const layer = descriptor(raw, `layers[${i}]`);
-      const foreign = Array.isArray((raw as RawDescriptor).urls) && ((raw as RawDescriptor).urls as unknown[]).length > 0;
-      if (!foreign) parsed.blobs.push(Digest.parse(layer.digest)!);
+      // Non-distributable layers live at their urls; the registry need not hold them.
+      if (!layer.urls?.length) parsed.blobs.push(Digest.parse(layer.digest)!);
     });
-    parsed.artifactType = typeof body.artifactType === "string" ? body.artifactType : config.mediaType;
+    // The referrers API types an image manifest without artifactType by its config.
+    parsed.artifactType = config.mediaType;
   }
-  if (typeof body.artifactType === "string") parsed.artifactType = body.artifactType;
+  const artifactType = optional(body.artifactType, "artifactType", isString);
+  if (artifactType) parsed.artifactType = artifactType;
   if (body.subject !== undefined) parsed.subject = Digest.parse(descriptor(body.subject, "subject").digest);
-  if (isStringMap(body.annotations)) parsed.annotations = body.annotations;
+  const annotations = optional(body.annotations, "annotations", isStringMap);
+  if (annotations) parsed.annotations = annotations;
   return parsed;
 }
 
-function descriptor(raw: unknown, where: string): Descriptor {
+type ParsedDescriptor = Descriptor & { urls?: string[] };
+
+function descriptor(raw: unknown, where: string): ParsedDescriptor {
   if (typeof raw !== "object" || raw === null) throw invalid(`${where} is not a descriptor`);
   const d = raw as RawDescriptor;
   if (typeof d.mediaType !== "string" || d.mediaType === "") throw invalid(`${where}.mediaType is missing`);
   if (typeof d.digest !== "string" || !Digest.parse(d.digest)) throw invalid(`${where}.digest is not a valid digest`);
   if (typeof d.size !== "number" || !Number.isSafeInteger(d.size) || d.size < 0) throw invalid(`${where}.size is not a non-negative integer`);
-  const result: Descriptor = { mediaType: d.mediaType, digest: d.digest, size: d.size };
-  if (typeof d.platform === "object" && d.platform !== null) result.platform = d.platform as Record<string, unknown>;
-  if (typeof d.artifactType === "string") result.artifactType = d.artifactType;
-  if (isStringMap(d.annotations)) result.annotations = d.annotations;
+  const result: ParsedDescriptor = { mediaType: d.mediaType, digest: d.digest, size: d.size };
+  const platform = optional(d.platform, `${where}.platform`, isObject);
+  if (platform) result.platform = platform;
+  const artifactType = optional(d.artifactType, `${where}.artifactType`, isString);
+  if (artifactType) result.artifactType = artifactType;
+  const annotations = optional(d.annotations, `${where}.annotations`, isStringMap);
+  if (annotations) result.annotations = annotations;
+  const urls = optional(d.urls, `${where}.urls`, isStringArray);
+  if (urls) result.urls = urls;
   return result;
 }
 
+/** A field that may be absent but, when present, must have the type the image-spec gives it. */
+function optional<T>(value: unknown, where: string, is: (value: unknown) => value is T): T | undefined {
+  if (value === undefined) return undefined;
+  if (!is(value)) throw invalid(`${where} has the wrong type`);
+  return value;
+}
+
+function isString(value: unknown): value is string {
+  return typeof value === "string";
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
 function isStringMap(value: unknown): value is Record<string, string> {
-  return typeof value === "object" && value !== null && !Array.isArray(value) && Object.values(value).every((v) => typeof v === "string");
+  return isObject(value) && Object.values(value).every(isString);
+}
+
+function isStringArray(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every(isString);
 }
 
 function invalid(message: string): RegistryError {
