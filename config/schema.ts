@@ -62,6 +62,17 @@ export const configSchema = z
       .array(z.string())
       .default([])
       .describe("Credential files tried for every upstream (after the upstream's own)."),
+    tenants: z
+      .array(
+        z
+          .object({
+            name: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, "must be a DNS label (a Kubernetes namespace name)"),
+            credentials: z.array(z.string()).default([]).describe("The tenant's own upstream credential files (e.g. its namespace's pull Secrets), tried first."),
+          })
+          .strict(),
+      )
+      .default([])
+      .describe("Tenants with upstream credentials of their own (auth mode token)."),
     admission: admissionSchema,
   })
   .strict()

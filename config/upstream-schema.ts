@@ -43,6 +43,11 @@ export const upstreamSchema = z
       .default([])
       .describe("Credential files for this upstream: docker config.json, .dockercfg, or dockerconfigjson/dockercfg Secret manifests."),
     archFallback: archFallbackSchema,
+    tenantIsolation: z
+      .boolean()
+      .default(true)
+      .describe("In auth mode token: content fetched with credentials is served to another principal only after its own upstream access is confirmed. false shares everything cached with every principal policy lets pull."),
+    accessConfirmationTTL: duration("5m").describe("How long a principal's confirmed upstream access to a piece of content is trusted before it is asked again."),
     connectTimeout: duration("10s").describe("Longest wait to connect to the upstream."),
     readTimeout: duration("60s").describe("Longest wait for response headers, and between two chunks of a body."),
   })

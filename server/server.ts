@@ -16,7 +16,9 @@ import { ContentCollector } from "./registry/content-collector.js";
 import { HostedRegistry } from "./registry/hosted-registry.js";
 import { parsePlatform } from "./registry/platform.js";
 import { PlatformRegistry } from "./registry/platform-registry.js";
-import { ProxyRepository, type Mirror } from "./registry/proxy.js";
+import { MirrorVisibility } from "./registry/mirror-visibility.js";
+import { ProxyRepository, type Mirror, type Requester } from "./registry/proxy.js";
+import type { RequestedBy } from "./registry/registry.js";
 import { RoutingRegistry } from "./registry/routing-registry.js";
 import { RepositoryMetadata } from "./storage/repository-metadata.js";
 import { openFilesystemStorage, type Storage } from "./storage/storage.js";
@@ -139,19 +141,31 @@ async function createMirrors(config: BerthConfig, storage: Storage, fills: BlobF
   };
   const shared = await keyring(config.credentials);
   const keyrings = await Promise.all(config.upstreams.map((upstream) => keyring(upstream.credentials)));
-  return config.upstreams.map((upstream, i) => ({
-    upstream,
-    client: new UpstreamClient(
+  const tenantKeyrings = new Map(await Promise.all(config.tenants.map(async (t) => [t.name, await keyring(t.credentials)] as const)));
+  return config.upstreams.map((upstream, i) => {
+    const client = new UpstreamClient(
       { host: upstream.host, url: upstream.url, connectTimeoutMs: upstream.connectTimeout, readTimeoutMs: upstream.readTimeout },
       new KeyringUnion([keyrings[i], shared]),
-    ),
-    storage,
-    cache: new RepositoryMetadata(storage.driver, `mirrors/${upstream.prefix}`),
-    fills,
-    backoff,
-    tagLists: new NodeCache({ stdTTL: 30, useClones: false, checkperiod: 0 }),
-    log: log.child({ upstream: upstream.host }),
-  }));
+    );
+    const isolated = config.auth.mode !== "none" && upstream.tenantIsolation;
+    return {
+      upstream,
+      client,
+      storage,
+      cache: new RepositoryMetadata(storage.driver, `mirrors/${upstream.prefix}`),
+      fills,
+      backoff,
+      tagLists: new NodeCache({ stdTTL: 30, useClones: false, checkperiod: 0 }),
+      visibility: new MirrorVisibility(storage.driver, `mirrors/${upstream.prefix}`, upstream.accessConfirmationTTL),
+      requesterFor: (who?: RequestedBy): Requester => {
+        if (!isolated || !who) return { client };
+        const viewer = who.tenant ? `tenant:${who.tenant}` : `subject:${who.subject}`;
+        const own = who.tenant ? tenantKeyrings.get(who.tenant) : undefined;
+        return { viewer, client: client.as(viewer, () => new KeyringUnion(own ? [own, keyrings[i], shared] : [keyrings[i], shared])) };
+      },
+      log: log.child({ upstream: upstream.host }),
+    };
+  });
 }
 
 function probed(fallback: ArchFallbackConfig): readonly string[] {

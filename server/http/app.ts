@@ -1,5 +1,5 @@
 import express, { type Request, type Response, type NextFunction } from "express";
-import type { AccessController, AccessRequest } from "../auth/access.js";
+import type { AccessController, AccessRequest, Principal } from "../auth/access.js";
 import type { Digest } from "../reference/digest.js";
 import { RegistryError } from "../registry/errors.js";
 import type { Registry, Repository } from "../registry/registry.js";
@@ -72,7 +72,7 @@ async function serveV2(req: Request, res: Response, deps: AppDependencies): Prom
     const allowed = Object.keys(operations).flatMap((m) => (m === "GET" ? ["GET", "HEAD"] : [m]));
     throw new RegistryError("UNSUPPORTED", `${req.method} is not supported here`, undefined, { headers: { Allow: allowed.join(", ") } });
   }
-  await deps.access.authorize(req, accessFor(path, operation.actions));
+  res.locals.principal = await deps.access.authorize(req, accessFor(path, operation.actions));
   await operation.run(req, res, path, deps);
 }
 
@@ -83,7 +83,7 @@ interface Operation {
 
 const repositoryOf = (req: Request, path: V2Path, deps: AppDependencies) => {
   if (!("name" in path)) throw new Error(`route ${path.kind} has no repository`);
-  return deps.registry.repository({ name: path.name, namespace: namespaceOf(req), intent: intentOf(req, path) });
+  return deps.registry.repository({ name: path.name, namespace: namespaceOf(req), intent: intentOf(req, path), requestedBy: req.res?.locals.principal as Principal | undefined });
 };
 
 /** Upload sessions belong to a push even when read with GET, so they go where the push goes. */
@@ -158,13 +158,14 @@ function accessFor(path: V2Path, actions: AccessRequest["actions"]): AccessReque
  * client that may not gets an ordinary upload session, so a mount never leaks content.
  */
 async function mountSource(req: Request, name: string, deps: AppDependencies): Promise<Repository | undefined> {
+  let principal: Principal;
   try {
-    await deps.access.authorize(req, { repository: name, actions: ["pull"] });
+    principal = await deps.access.authorize(req, { repository: name, actions: ["pull"] });
   } catch (err) {
     if (err instanceof RegistryError && (err.status === 401 || err.status === 403)) return undefined;
     throw err;
   }
-  return deps.registry.repository({ name });
+  return deps.registry.repository({ name, requestedBy: principal });
 }
 
 function namespaceOf(req: Request): string | undefined {

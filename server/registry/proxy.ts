@@ -7,13 +7,14 @@ import type { Descriptor, RepositoryMetadata } from "../storage/repository-metad
 import type { Storage } from "../storage/storage.js";
 import type { UploadSession } from "../storage/upload-store.js";
 import type { UpstreamBackoff } from "../upstream/backoff.js";
-import type { UpstreamClient } from "../upstream/upstream-client.js";
+import type { Provenance, UpstreamClient } from "../upstream/upstream-client.js";
 import { UpstreamError } from "../upstream/upstream-error.js";
 import type { BlobFills } from "./blob-fill.js";
 import { RegistryError } from "./errors.js";
 import { blobUnknown, manifestUnknown } from "./hosted.js";
 import { parseManifest } from "./manifest.js";
-import type { BlobContent, ManifestContent, ManifestReference, ManifestRequest, PutManifestResult, Repository } from "./registry.js";
+import type { MirrorVisibility } from "./mirror-visibility.js";
+import type { BlobContent, ManifestContent, ManifestReference, ManifestRequest, PutManifestResult, Repository, RequestedBy } from "./registry.js";
 
 /** What every repository of one upstream shares. */
 export interface Mirror {
@@ -25,7 +26,19 @@ export interface Mirror {
   fills: BlobFills;
   backoff: UpstreamBackoff;
   tagLists: NodeCache;
+  /** Who may be served which cached content, when tenants are isolated. */
+  visibility: MirrorVisibility;
+  /** The upstream client and visibility key for whoever a request acts for. */
+  requesterFor(who?: RequestedBy): Requester;
   log: Logger;
+}
+
+/** Whom a proxy repository serves: the upstream as they may see it, and their visibility key. */
+export interface Requester {
+  /** The upstream client with this requester's credentials. */
+  client: UpstreamClient;
+  /** `tenant:<ns>` or `subject:<sub>` when tenants are isolated; undefined when the cache is shared. */
+  viewer?: string;
 }
 
 /**
@@ -40,7 +53,12 @@ export class ProxyRepository implements Repository {
     /** The repository's name at the upstream. */
     readonly upstreamName: string,
     private readonly mirror: Mirror,
+    private readonly requester: Requester = { client: mirror.client },
   ) {}
+
+  private get client(): UpstreamClient {
+    return this.requester.client;
+  }
 
   get upstream(): UpstreamConfig {
     return this.mirror.upstream;
@@ -62,7 +80,7 @@ export class ProxyRepository implements Repository {
 
   private async manifestByDigest(digest: Digest, cachedOnly: boolean): Promise<ManifestContent> {
     const cached = await this.cachedManifest(digest);
-    if (cached) return cached;
+    if (cached) return this.admitted(cached, cachedOnly);
     if (cachedOnly) throw manifestUnknown({ digest });
     this.refuseWhenOffline({ digest });
     return this.fetchManifest(digest.toString(), digest, { digest });
@@ -72,23 +90,24 @@ export class ProxyRepository implements Repository {
     const entry = await this.mirror.cache.tagRecord(this.upstreamName, tag);
     if (entry && this.trustsCachedTag(entry.updated)) {
       const cached = await this.cachedManifest(entry.digest);
-      if (cached) return cached;
+      if (cached) return this.admitted(cached, cachedOnly || this.policy === "Never");
     }
     if (this.policy === "Never" || cachedOnly) {
       if (entry) {
         const cached = await this.cachedManifest(entry.digest);
-        if (cached) return cached;
+        if (cached) return this.admitted(cached, true);
       }
       if (cachedOnly) throw manifestUnknown({ tag });
       this.refuseWhenOffline({ tag });
     }
     try {
-      const head = await this.upstreamCall(() => this.mirror.client.manifest(this.upstreamName, tag, "HEAD"));
+      const head = await this.upstreamCall(() => this.client.manifest(this.upstreamName, tag, "HEAD"));
       const digest = head.digest ? Digest.parse(head.digest) : undefined;
       if (digest) {
         const cached = await this.cachedManifest(digest);
         if (cached) {
           await this.recordTag(tag, digest, entry?.digest);
+          await this.recordProvenance(cached, head);
           return cached;
         }
       }
@@ -100,7 +119,7 @@ export class ProxyRepository implements Repository {
         await this.mirror.cache.deleteTag(this.upstreamName, tag);
       }
       if (entry && isOutage(err)) {
-        const stale = await this.cachedManifest(entry.digest);
+        const stale = await this.cachedManifest(entry.digest).then((m) => m && this.admitted(m, true).catch(() => undefined));
         if (stale) {
           this.mirror.log.warn({ upstream: this.mirror.upstream.host, repository: this.upstreamName, tag, err: (err as Error).message }, "serving cached tag: upstream unavailable");
           return { ...stale, warnings: [`upstream ${this.mirror.upstream.host} unavailable; serving the cached digest of ${tag}`] };
@@ -131,7 +150,7 @@ export class ProxyRepository implements Repository {
   }
 
   private async fetchManifest(reference: string, expected: Digest | undefined, asked: ManifestReference): Promise<ManifestContent> {
-    const manifest = await this.upstreamCall(() => this.mirror.client.manifest(this.upstreamName, reference, "GET")).catch((err: unknown) => {
+    const manifest = await this.upstreamCall(() => this.client.manifest(this.upstreamName, reference, "GET")).catch((err: unknown) => {
       throw this.translate(err, asked);
     });
     const bytes = manifest.bytes!;
@@ -148,19 +167,62 @@ export class ProxyRepository implements Repository {
     }
     await this.mirror.storage.blobs.ingestBuffer(bytes, digest);
     await this.mirror.cache.linkManifest(this.upstreamName, digest, { mediaType, size: bytes.length });
-    return { digest, mediaType, bytes };
+    const fetched = { digest, mediaType, bytes };
+    await this.recordProvenance(fetched, manifest);
+    return fetched;
+  }
+
+  /**
+   * Serves cached content to the requester only if it is public or their own upstream access
+   * is confirmed (asking the upstream with their credentials when it is not); `cachedOnly`
+   * forbids asking, so unconfirmed content is unknown to them.
+   */
+  private async admitted<T extends { warnings?: string[] }>(content: T & { digest: Digest; bytes?: Buffer }, cachedOnly: boolean, kind: "manifest" | "blob" = "manifest"): Promise<T> {
+    const viewer = this.requester.viewer;
+    if (!viewer) return content;
+    const admission = await this.mirror.visibility.admission(this.upstreamName, content.digest, viewer);
+    if (admission === "public" || admission === "confirmed") return content;
+    const unknown = () => (kind === "manifest" ? manifestUnknown({ digest: content.digest }) : blobUnknown(content.digest));
+    const stale = () => ({ ...content, warnings: [...(content.warnings ?? []), `upstream ${this.mirror.upstream.host} unavailable; serving content your access to was confirmed earlier`] });
+    if (cachedOnly) {
+      if (admission === "stale") return stale();
+      throw unknown();
+    }
+    try {
+      const provenance =
+        kind === "manifest"
+          ? await this.upstreamCall(() => this.client.manifest(this.upstreamName, content.digest.toString(), "HEAD"))
+          : await this.upstreamCall(() => this.client.blobSize(this.upstreamName, content.digest.toString()));
+      await this.recordProvenance(content, provenance);
+      return content;
+    } catch (err) {
+      if (admission === "stale" && isOutage(err)) return stale();
+      throw this.translate(err, kind === "manifest" ? { digest: content.digest } : undefined, kind === "blob" ? content.digest : undefined);
+    }
+  }
+
+  /** The upstream served this to the requester: so it may see it, and, when it needed no credentials, so may anyone. A manifest vouches for what it references. */
+  private async recordProvenance(content: { digest: Digest; bytes?: Buffer }, provenance: Provenance): Promise<void> {
+    const viewer = this.requester.viewer;
+    if (!viewer) return;
+    const digests = [content.digest, ...(content.bytes ? referencedDigests(content.bytes) : [])];
+    await this.mirror.visibility.record(this.upstreamName, digests, viewer, provenance.anonymous);
   }
 
   async statBlob(digest: Digest): Promise<number> {
     const size = await this.mirror.storage.blobs.size(digest);
-    if (size !== undefined) return size;
+    if (size !== undefined) {
+      await this.admitted({ digest }, this.policy === "Never", "blob");
+      return size;
+    }
     const fill = this.mirror.fills.get(digest);
     if (fill) {
+      await this.admitted({ digest }, false, "blob");
       await fill.sized;
       if (fill.size !== undefined) return fill.size;
     }
     this.refuseWhenOffline(undefined, digest);
-    const upstreamSize = await this.upstreamCall(async () => (await this.mirror.client.blobSize(this.upstreamName, digest.toString())).size).catch((err: unknown) => {
+    const upstreamSize = await this.upstreamCall(async () => (await this.client.blobSize(this.upstreamName, digest.toString())).size).catch((err: unknown) => {
       throw this.translate(err, undefined, digest);
     });
     if (upstreamSize !== undefined) return upstreamSize;
@@ -171,9 +233,13 @@ export class ProxyRepository implements Repository {
   }
 
   async openBlob(digest: Digest, range?: ByteRange): Promise<BlobContent> {
-    const stored = await this.mirror.storage.blobs.open(digest, range);
-    if (stored) return stored;
+    if ((await this.mirror.storage.blobs.size(digest)) !== undefined) {
+      const admitted = await this.admitted({ digest }, this.policy === "Never", "blob");
+      const stored = await this.mirror.storage.blobs.open(digest, range);
+      if (stored) return { ...stored, warnings: admitted.warnings };
+    }
     this.refuseWhenOffline(undefined, digest);
+    if (this.mirror.fills.get(digest)) await this.admitted({ digest }, false, "blob");
     const fill = this.startFill(digest);
     await fill.sized;
     if (fill.size === undefined) await fill.finished;
@@ -185,13 +251,18 @@ export class ProxyRepository implements Repository {
     const waiting = this.mirror.backoff.remaining(this.backoffKey);
     if (waiting > 0) throw this.unavailable(waiting);
     let headersArrived = false;
+    let provenance: Provenance | undefined;
     return this.mirror.fills.join(digest, {
       fetch: async () => {
-        const blob = await this.upstreamCall(() => this.mirror.client.blob(this.upstreamName, digest.toString()));
+        const blob = await this.upstreamCall(() => this.client.blob(this.upstreamName, digest.toString()));
         headersArrived = true;
+        provenance = blob;
         return blob;
       },
-      onVerified: () => this.mirror.cache.linkBlob(this.upstreamName, digest),
+      onVerified: async () => {
+        await this.mirror.cache.linkBlob(this.upstreamName, digest);
+        if (provenance) await this.recordProvenance({ digest }, provenance);
+      },
       onFailed: (err) => {
         if (headersArrived && err instanceof UpstreamError && err.isOutage) this.recordOutage(err);
       },
@@ -204,7 +275,7 @@ export class ProxyRepository implements Repository {
     if (cached) return cached;
     if (this.policy !== "Never") {
       try {
-        const tags = (await this.upstreamCall(() => this.mirror.client.tags(this.upstreamName))).sort();
+        const tags = (await this.upstreamCall(() => this.client.tags(this.upstreamName))).sort();
         this.mirror.tagLists.set(key, tags);
         return tags;
       } catch (err) {
@@ -219,7 +290,7 @@ export class ProxyRepository implements Repository {
   async referrers(subject: Digest): Promise<Descriptor[]> {
     if (this.policy === "Never") return [];
     try {
-      const body = await this.upstreamCall(() => this.mirror.client.referrers(this.upstreamName, subject.toString()));
+      const body = await this.upstreamCall(() => this.client.referrers(this.upstreamName, subject.toString()));
       const index = JSON.parse(body.toString("utf8")) as { manifests?: Descriptor[] };
       return Array.isArray(index.manifests) ? index.manifests : [];
     } catch (err) {
@@ -323,6 +394,17 @@ export class ProxyRepository implements Repository {
       default:
         return this.unavailable(this.mirror.backoff.remaining(this.backoffKey) || err.options.retryAfterMs || 10_000);
     }
+  }
+}
+
+/** Digests a manifest or index points at: config, layers, child manifests. */
+export function referencedDigests(bytes: Buffer): Digest[] {
+  try {
+    const body = JSON.parse(bytes.toString("utf8")) as { config?: { digest?: unknown }; layers?: { digest?: unknown }[]; manifests?: { digest?: unknown }[] };
+    const descriptors = [body.config, ...(Array.isArray(body.layers) ? body.layers : []), ...(Array.isArray(body.manifests) ? body.manifests : [])];
+    return descriptors.flatMap((d) => (typeof d?.digest === "string" ? [Digest.parse(d.digest)].filter((x): x is Digest => x !== undefined) : []));
+  } catch {
+    return [];
   }
 }
 

@@ -43,6 +43,14 @@ export interface RepositoryAddress {
   namespace?: string;
   /** Writes go to hosted repositories even when a default upstream is configured. */
   intent?: "read" | "write";
+  /** Whom the request acts for: mirrored content is isolated between tenants. */
+  requestedBy?: RequestedBy;
+}
+
+/** The authorized principal of a request, as far as repositories need to know it. */
+export interface RequestedBy {
+  subject: string;
+  tenant?: string;
 }
 
 /**

@@ -32,13 +32,13 @@ export class RoutingRegistry implements Registry {
       const host = DOCKER_HUB_ALIASES.has(address.namespace) ? "docker.io" : address.namespace;
       const mirror = this.byHost.get(host);
       if (!mirror) throw new RegistryError("NAME_UNKNOWN", `berth mirrors no upstream ${address.namespace}`, { ns: address.namespace });
-      return proxied(mirror, address.name, address.name);
+      return proxied(mirror, address, address.name);
     }
     const slash = address.name.indexOf("/");
     const byPrefix = slash > 0 ? this.byPrefix.get(address.name.slice(0, slash)) : undefined;
-    if (byPrefix) return proxied(byPrefix, address.name, address.name.slice(slash + 1));
+    if (byPrefix) return proxied(byPrefix, address, address.name.slice(slash + 1));
     if (this.defaultMirror && address.intent !== "write" && !(await this.isHosted(address.name))) {
-      return proxied(this.defaultMirror, address.name, address.name);
+      return proxied(this.defaultMirror, address, address.name);
     }
     return this.hosted.repository(address);
   }
@@ -53,7 +53,7 @@ export class RoutingRegistry implements Registry {
 }
 
 /** Docker Hub keeps official images under `library/`. */
-function proxied(mirror: Mirror, name: string, upstreamName: string): ProxyRepository {
+function proxied(mirror: Mirror, address: RepositoryAddress, upstreamName: string): ProxyRepository {
   const normalised = mirror.upstream.isDockerHub && !upstreamName.includes("/") ? `library/${upstreamName}` : upstreamName;
-  return new ProxyRepository(name, normalised, mirror);
+  return new ProxyRepository(address.name, normalised, mirror, mirror.requesterFor(address.requestedBy));
 }
