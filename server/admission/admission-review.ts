@@ -22,6 +22,7 @@ const admissionReviewSchema = z
         subResource: z.string().optional(),
         dryRun: z.boolean().optional(),
         object: z.unknown().optional(),
+        oldObject: z.unknown().optional(),
       })
       .loose(),
   })

@@ -42,7 +42,7 @@ export class AdmissionWebhook {
     if (request.namespace !== undefined && this.namespaceExcluded(request.namespace)) return { allowed: true };
     let containers: ContainerLocation[] | undefined;
     try {
-      containers = containersOf(request.kind.kind, request.object);
+      containers = mutableContainers(request);
     } catch (err) {
       if (!(err instanceof MalformedObjectError)) throw err;
       return { allowed: false, status: { code: 400, reason: "BadRequest", message: `berth: ${err.message}` } };
@@ -115,6 +115,21 @@ export class AdmissionWebhook {
     }
     return digest && !reference.digest ? `${image}@${digest}` : image;
   }
+}
+
+/**
+ * The containers an operation may change. A CREATE may change any. An UPDATE may not
+ * change a Job's pod template, nor a running pod's containers: on a pod's
+ * `ephemeralcontainers` subresource only the ephemeral containers being added are new.
+ */
+function mutableContainers(request: AdmissionRequest): ContainerLocation[] | undefined {
+  const containers = containersOf(request.kind.kind, request.object);
+  if (!containers || request.operation === "CREATE") return containers;
+  if (request.kind.kind === "Job") return [];
+  if (request.kind.kind !== "Pod") return containers;
+  if (request.subResource !== "ephemeralcontainers") return [];
+  const existing = new Set((containersOf("Pod", request.oldObject ?? {}) ?? []).filter((c) => c.list === "ephemeralContainers").map((c) => c.container.name));
+  return containers.filter((c) => c.list === "ephemeralContainers" && !existing.has(c.container.name));
 }
 
 function matcher(globs: readonly string[]): (value: string) => boolean {

@@ -21,6 +21,7 @@ export class MalformedObjectError extends Error {}
 export interface ContainerLocation {
   /** JSON pointer to the container within the object: `/spec/template/spec/containers/0`. */
   pointer: string;
+  list: (typeof CONTAINER_LISTS)[number];
   container: Record<string, unknown>;
 }
 
@@ -46,7 +47,7 @@ export function containersOf(kind: string, object: unknown): ContainerLocation[]
     if (!Array.isArray(containers)) throw new MalformedObjectError(`request.object.${[...path, list].join(".")} is not a list`);
     containers.forEach((container: unknown, index) => {
       if (!isMapping(container)) throw new MalformedObjectError(`request.object.${[...path, list].join(".")}[${index}] is not an object`);
-      found.push({ pointer: `/${[...path, list, index].join("/")}`, container });
+      found.push({ pointer: `/${[...path, list, index].join("/")}`, list, container });
     });
   }
   return found;

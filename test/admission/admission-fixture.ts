@@ -28,6 +28,8 @@ export interface ReviewOptions {
   operation?: "CREATE" | "UPDATE" | "DELETE" | "CONNECT";
   uid?: string;
   subResource?: string;
+  /** The object before an UPDATE. */
+  oldObject?: unknown;
 }
 
 /** An AdmissionReview as the API server sends it for `object` of `kind`. */
@@ -49,7 +51,7 @@ export function admissionReview(kind: string, object: unknown, options: ReviewOp
       operation: options.operation ?? "CREATE",
       userInfo: { username: "kubernetes-admin", groups: ["system:masters", "system:authenticated"] },
       object: options.operation === "DELETE" ? null : object,
-      oldObject: null,
+      oldObject: options.oldObject ?? null,
       dryRun: false,
       options: { apiVersion: "meta.k8s.io/v1", kind: "CreateOptions" },
     },

@@ -115,6 +115,32 @@ describe("admission webhook against a docker.io-named origin", () => {
     assert.deepEqual(second.patch, [], "a pod created from an already-mutated template is left as it is");
   });
 
+  it("on a pod's ephemeralcontainers subresource, changes only the ephemeral container being added", async () => {
+    const running = workload("Pod", [{ name: "web", image: "nginx:1.25", imagePullPolicy: "IfNotPresent" }], {
+      ephemeralContainers: [{ name: "debug-1", image: "busybox:1.0", imagePullPolicy: "IfNotPresent" }],
+    });
+    const updated = workload("Pod", [{ name: "web", image: "nginx:1.25", imagePullPolicy: "IfNotPresent" }], {
+      ephemeralContainers: [
+        { name: "debug-1", image: "busybox:1.0", imagePullPolicy: "IfNotPresent" },
+        { name: "debug-2", image: "busybox" },
+      ],
+    });
+    const answer = await postReview(url, admissionReview("Pod", updated, { operation: "UPDATE", subResource: "ephemeralcontainers", oldObject: running }));
+    assert.deepEqual(answer.patch, [
+      { op: "replace", path: "/spec/ephemeralContainers/1/image", value: `${BERTH}/docker.io/library/busybox@${hub.busybox.digest}` },
+      { op: "add", path: "/spec/ephemeralContainers/1/imagePullPolicy", value: "Always" },
+    ]);
+  });
+
+  it("leaves what an UPDATE may not change alone: a running pod's containers, a Job's pod template", async () => {
+    const pod = workload("Pod", [{ name: "web", image: "nginx:1.25", imagePullPolicy: "IfNotPresent" }]);
+    assert.deepEqual((await postReview(url, admissionReview("Pod", pod, { operation: "UPDATE", oldObject: pod }))).patch, []);
+    const job = workload("Job", [{ name: "web", image: "nginx:1.25" }]);
+    assert.deepEqual((await postReview(url, admissionReview("Job", job, { operation: "UPDATE", oldObject: job }))).patch, []);
+    const cronJob = workload("CronJob", [{ name: "web", image: "nginx:1.25" }]);
+    assert.equal((await postReview(url, admissionReview("CronJob", cronJob, { operation: "UPDATE", oldObject: cronJob }))).patch.length, 2, "a CronJob's job template may change");
+  });
+
   it("admits a pod whose tag cannot be resolved, through berth but unpinned, and says why in a warning", async () => {
     const pod = workload("Pod", [{ name: "web", image: "nginx:9.99" }]);
     const answer = await postReview(url, admissionReview("Pod", pod));
