@@ -21,7 +21,7 @@ export async function listCatalog(req: Request, res: Response, registry: Registr
 export async function listReferrers(req: Request, res: Response, repository: Repository, subject: Digest): Promise<void> {
   const artifactType = queryString(req, "artifactType");
   let manifests = await repository.referrers(subject);
-  if (artifactType !== undefined) {
+  if (artifactType) {
     manifests = manifests.filter((d) => d.artifactType === artifactType);
     res.setHeader("OCI-Filters-Applied", "artifactType");
   }

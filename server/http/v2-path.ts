@@ -32,8 +32,11 @@ export function parseV2Path(rawPath: string): V2Path | undefined {
     const match = pattern.exec(rawPath);
     if (!match) continue;
     const name = decode(match[1]);
+    if (name === undefined) throw new RegistryError("NAME_INVALID", "malformed percent-encoding in the repository name");
     if (!isRepositoryName(name)) throw new RegistryError("NAME_INVALID", undefined, { name: name.slice(0, 256) });
-    return build(name, decode(match[2] ?? ""));
+    // An undecodable reference, digest or upload id stays raw: its own validation refuses it.
+    const arg = match[2] ?? "";
+    return build(name, decode(arg) ?? arg);
   }
   return undefined;
 }
@@ -59,10 +62,10 @@ export function parseDigest(text: string): Digest {
   return digest;
 }
 
-function decode(segment: string): string {
+function decode(segment: string): string | undefined {
   try {
     return decodeURIComponent(segment);
   } catch {
-    throw new RegistryError("NAME_INVALID", "malformed percent-encoding in path");
+    return undefined;
   }
 }

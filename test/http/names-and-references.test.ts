@@ -102,6 +102,13 @@ describe("tags and digests in paths", () => {
     }
   });
 
+  it("judges a malformed percent-encoding in the reference, digest or upload id by that part's own rules", async () => {
+    assert.equal(errorCode(await app.request().get("/v2/refs/manifests/%E0%A4%A").expect(404)), "MANIFEST_UNKNOWN");
+    assert.equal(errorCode(await putManifest(app, "refs", "%E0%A4%A", "{}", "application/vnd.oci.image.manifest.v1+json").expect(400)), "MANIFEST_INVALID");
+    assert.equal(errorCode(await app.request().get("/v2/refs/blobs/sha256:%zz").expect(400)), "DIGEST_INVALID");
+    assert.equal(errorCode(await app.request().get("/v2/refs/blobs/uploads/%zz").expect(404)), "BLOB_UPLOAD_UNKNOWN");
+  });
+
   it("answers DELETE of an impossible reference with 404 MANIFEST_UNKNOWN", async () => {
     const res = await app.request().delete("/v2/refs/manifests/.INVALID_MANIFEST_NAME").expect(404);
     assert.equal(errorCode(res), "MANIFEST_UNKNOWN");

@@ -129,6 +129,12 @@ describe("the referrers API", () => {
     }
   });
 
+  it("treats an empty artifactType filter as no filter", async () => {
+    const res = await app.request().get(`/v2/${NAME}/referrers/${subject.manifest.digest}?artifactType=`).expect(200);
+    assert.equal(res.body.manifests.length, referrers.length);
+    assert.equal(res.headers["oci-filters-applied"], undefined);
+  });
+
   it("lists a referrer whose subject was never pushed", async () => {
     const res = await app.request().get(`/v2/${NAME}/referrers/${orphanSubject.digest}`).expect(200);
     assert.deepEqual(res.body.manifests, [orphan.expected]);
