@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { writeAuthFile } from "../support/auth-file.js";
 import { BerthProcess } from "../support/berth-process.js";
@@ -24,7 +24,7 @@ import {
   OriginPublisher,
   requestsNotFromBerth,
   startOrigin,
-  type AuthenticatedOrigin,
+  type RunningOrigin,
   type OriginMode,
 } from "./real-origin.js";
 
@@ -49,7 +49,7 @@ const ORIGINS: Record<OriginMode, string> = {
 function clientsSuite(mode: OriginMode): void {
   describe(`through berth from ${ORIGINS[mode]}: real clients get the origin's digests, cold and warm`, () => {
     let work: TempDir;
-    let running: AuthenticatedOrigin;
+    let running: RunningOrigin;
     let origin: OriginRegistry;
     let berth: BerthProcess;
     let publisher: OriginPublisher;
@@ -99,7 +99,7 @@ function clientsSuite(mode: OriginMode): void {
       const registriesConf = join(work.path, "skopeo-registries.conf");
       await writeFile(
         registriesConf,
-        [`[[registry]]`, `location = "${origin.host}"`, `insecure = true`, ``, `[[registry.mirror]]`, `location = "${berth.host}/${ORIGIN_PREFIX}"`, `insecure = true`, ``].join("\n"),
+        ["[[registry]]", `location = "${origin.host}"`, "insecure = true", "", "[[registry.mirror]]", `location = "${berth.host}/${ORIGIN_PREFIX}"`, "insecure = true", ""].join("\n"),
       );
       for (const [kind, image] of Object.entries(images)) {
         const repository = `skopeo-mirror/${kind}`;

@@ -6,7 +6,7 @@ import { BerthProcess } from "../support/berth-process.js";
 import { OriginRegistry } from "../support/origin-registry.js";
 import { skopeoCopy } from "../support/skopeo.js";
 import { makeTempDir, type TempDir } from "../support/temp-dir.js";
-import { copyToDir, getManifest, mirrorOf, mismatchedBlobs, ORIGIN_PREFIX, ORIGIN_USER, OriginPublisher, startOrigin, type AuthenticatedOrigin } from "./real-origin.js";
+import { copyToDir, getManifest, mirrorOf, mismatchedBlobs, ORIGIN_PREFIX, ORIGIN_USER, OriginPublisher, startOrigin, type RunningOrigin } from "./real-origin.js";
 
 const { username: USER, password: PASSWORD } = ORIGIN_USER;
 
@@ -14,7 +14,7 @@ const { username: USER, password: PASSWORD } = ORIGIN_USER;
 function credentialsSuite(mode: "htpasswd" | "token"): void {
   describe(`berth's credentials for a ${mode} origin`, () => {
     let work: TempDir;
-    let running: AuthenticatedOrigin;
+    let running: RunningOrigin;
     let origin: OriginRegistry;
     let publisher: OriginPublisher;
 

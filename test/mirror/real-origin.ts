@@ -16,7 +16,7 @@ export const AMD64 = { os: "linux", architecture: "amd64" };
 export const ARM64 = { os: "linux", architecture: "arm64", variant: "v8" };
 
 /** What containerd sends when it resolves a tag (DESIGN §7). */
-export const CONTAINERD_ACCEPT = [
+const CONTAINERD_ACCEPT = [
   "application/vnd.docker.distribution.manifest.v2+json",
   "application/vnd.docker.distribution.manifest.list.v2+json",
   "application/vnd.oci.image.manifest.v1+json",
@@ -36,7 +36,7 @@ export type OriginMode = "anonymous" | "htpasswd" | "token";
 export const ORIGIN_USER = { username: "puller", password: "s3cret-pull" };
 
 /** A running origin of some mode, with its token issuer, if any. */
-export interface AuthenticatedOrigin {
+export interface RunningOrigin {
   origin: OriginRegistry;
   issuer?: TokenIssuer;
   /** `USER:PASSWORD` for pushes, undefined when anonymous. */
@@ -45,7 +45,7 @@ export interface AuthenticatedOrigin {
 }
 
 /** Starts an origin that lets `ORIGIN_USER` (and, when anonymous, anyone) push and pull. */
-export async function startOrigin(mode: OriginMode): Promise<AuthenticatedOrigin> {
+export async function startOrigin(mode: OriginMode): Promise<RunningOrigin> {
   const users = { [ORIGIN_USER.username]: ORIGIN_USER.password };
   const issuer = mode === "token" ? await TokenIssuer.start({ users }) : undefined;
   let auth: OriginAuth = { kind: "anonymous" };
@@ -67,8 +67,8 @@ export async function startOrigin(mode: OriginMode): Promise<AuthenticatedOrigin
 }
 
 /**
- * Builds images into one layout and pushes them to an origin with their digests preserved;
- * one publisher per test file, since a layout takes one build at a time.
+ * Builds images into one layout and pushes them to an origin with their digests preserved,
+ * one after another, since a layout takes one build at a time.
  */
 export class OriginPublisher {
   private queue: Promise<unknown> = Promise.resolve();
