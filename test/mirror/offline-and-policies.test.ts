@@ -104,6 +104,16 @@ describe("with the origin stopped, berth serves what it pulled before", () => {
   it("makes skopeo fail at once on an image it never pulled, saying the service is unavailable", ANSWERS_AT_ONCE, async () => {
     await assert.rejects(copyToDir(`docker://${always.host}/${ORIGIN_PREFIX}/offline/never-pulled:v1`), /unavailable/i);
   });
+
+  it("still serves both images after berth itself restarts: tags, manifests and blobs were kept on disk", async () => {
+    await always.restart();
+
+    for (const [name, image] of [["single", single], ["multi", multi]] as const) {
+      const copy = await copyToDir(`docker://${always.host}/${ORIGIN_PREFIX}/offline/${name}:v1`);
+      assert.equal(copy.manifestDigest, image.digest, name);
+      assert.deepEqual(mismatchedBlobs(copy), [], name);
+    }
+  });
 });
 
 describe("tag policies against a real origin, after the tag moves to new content", () => {
@@ -142,9 +152,9 @@ describe("tag policies against a real origin, after the tag moves to new content
     assert.equal((await getManifest(berth, tagPath("policy/always"))).digest, second.digest);
   });
 
-  it("IfNotPresent with tagTTL 2s keeps the cached digest without asking the origin until the TTL ends, then sees the new one", async (t) => {
+  it("IfNotPresent with tagTTL 3s keeps the cached digest without asking the origin until the TTL ends, then sees the new one", async (t) => {
     const { first, second, moveTag } = await publishBoth("policy/ttl");
-    const berth = await BerthProcess.start({ config: mirrorOf(origin, { tagPolicy: "IfNotPresent", tagTTL: "2s" }) });
+    const berth = await BerthProcess.start({ config: mirrorOf(origin, { tagPolicy: "IfNotPresent", tagTTL: "3s" }) });
     t.after(() => berth.close());
 
     assert.equal((await getManifest(berth, tagPath("policy/ttl"))).digest, first.digest);
@@ -152,7 +162,7 @@ describe("tag policies against a real origin, after the tag moves to new content
     await moveTag();
     assert.equal((await getManifest(berth, tagPath("policy/ttl"))).digest, first.digest, "within the TTL");
     assert.equal((await tagRequests("policy/ttl")).length, 1, "within the TTL berth asked the origin about the tag only once");
-    await sleep(Math.max(0, resolvedAt + 2_100 - Date.now()));
+    await sleep(Math.max(0, resolvedAt + 3_100 - Date.now()));
     assert.equal((await getManifest(berth, tagPath("policy/ttl"))).digest, second.digest, "after the TTL");
   });
 
@@ -163,7 +173,7 @@ describe("tag policies against a real origin, after the tag moves to new content
 
     assert.equal((await getManifest(berth, tagPath("policy/forever"))).digest, first.digest);
     await moveTag();
-    await sleep(2_100);
+    await sleep(3_100);
     assert.equal((await getManifest(berth, tagPath("policy/forever"))).digest, first.digest);
     assert.equal((await tagRequests("policy/forever")).length, 1, "berth asked the origin about the tag once, when it first resolved it");
   });
