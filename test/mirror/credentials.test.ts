@@ -12,7 +12,7 @@ const { username: USER, password: PASSWORD } = ORIGIN_USER;
 
 /** Which credentials berth tries against an origin that refuses anonymous clients (config.json files, DESIGN §5). */
 function credentialsSuite(mode: "htpasswd" | "token"): void {
-  describe(`berth's credentials for a ${mode} origin`, () => {
+  describe(`berth's credentials for ${mode === "htpasswd" ? "an htpasswd" : "a token-auth"} origin`, () => {
     let work: TempDir;
     let running: RunningOrigin;
     let origin: OriginRegistry;
@@ -30,7 +30,7 @@ function credentialsSuite(mode: "htpasswd" | "token"): void {
       await work?.remove();
     });
 
-    it("refuses anonymous pulls itself, so only berth's credential can fetch from it", async () => {
+    it("the origin refuses anonymous pulls, so only a credential berth holds can fetch from it", async () => {
       await assert.rejects(copyToDir(`docker://${origin.host}/private/single:v1`), /unauthorized|authentication required|denied/i);
     });
 
