@@ -1,13 +1,12 @@
 import type { Request, Response } from "express";
-import { RegistryError } from "../registry/errors.js";
+import { asRegistryError } from "../registry/errors.js";
 import type { Logger } from "../log.js";
 
 export const API_VERSION_HEADER = "Docker-Distribution-API-Version";
 
-/** Sends the distribution-spec error document for an error (500 UNKNOWN for anything unexpected). */
+/** Sends the distribution-spec error document for an error (see asRegistryError). */
 export function sendError(req: Request, res: Response, err: unknown, log: Logger): void {
-  const error =
-    err instanceof RegistryError ? err : new RegistryError("UNKNOWN", undefined, undefined, { cause: err });
+  const error = asRegistryError(err);
   if (error.status >= 500) log.error({ err, method: req.method, path: req.path }, "request failed");
   if (res.headersSent) {
     res.destroy(err instanceof Error ? err : undefined);

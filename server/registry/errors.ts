@@ -60,3 +60,32 @@ export class RegistryError extends Error {
     this.headers = options.headers ?? {};
   }
 }
+
+/**
+ * The error a client is told for any failure: a RegistryError as it is; a full disk as 507
+ * (Insufficient Storage) and a store that cannot be written (read-only, I/O errors) as 503,
+ * so that a client sees why, not an opaque 500; anything else as 500 UNKNOWN.
+ */
+export function asRegistryError(err: unknown): RegistryError {
+  if (err instanceof RegistryError) return err;
+  switch (errnoCode(err)) {
+    case "ENOSPC":
+    case "EDQUOT":
+      return new RegistryError("UNAVAILABLE", "berth's storage is full", undefined, { status: 507, cause: err });
+    case "EROFS":
+      return new RegistryError("UNAVAILABLE", "berth's storage is read-only", undefined, { cause: err });
+    case "EIO":
+      return new RegistryError("UNAVAILABLE", "berth's storage failed (I/O error)", undefined, { cause: err });
+    default:
+      return new RegistryError("UNKNOWN", undefined, undefined, { cause: err });
+  }
+}
+
+/** The errno code of an error or of what caused it (a storage error wrapped on its way up). */
+function errnoCode(err: unknown): string | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (typeof code === "string" && /^E[A-Z]+$/.test(code)) return code;
+  }
+  return undefined;
+}

@@ -10,7 +10,7 @@ import type { UpstreamBackoff } from "../upstream/backoff.js";
 import type { Provenance, UpstreamClient } from "../upstream/upstream-client.js";
 import { UpstreamError } from "../upstream/upstream-error.js";
 import type { BlobFills } from "./blob-fill.js";
-import { RegistryError } from "./errors.js";
+import { asRegistryError, RegistryError } from "./errors.js";
 import { blobUnknown, manifestUnknown } from "./hosted.js";
 import { parseManifest } from "./manifest.js";
 import type { MirrorVisibility } from "./mirror-visibility.js";
@@ -373,8 +373,7 @@ export class ProxyRepository implements Repository {
 
   /** Maps an upstream failure to what berth's client is told. */
   private translate(err: unknown, reference?: ManifestReference, digest?: Digest): RegistryError {
-    if (err instanceof RegistryError) return err;
-    if (!(err instanceof UpstreamError)) return new RegistryError("UNKNOWN", undefined, undefined, { cause: err });
+    if (!(err instanceof UpstreamError)) return asRegistryError(err);
     switch (err.failure) {
       case "not-found":
         if (digest) return blobUnknown(digest);
