@@ -169,10 +169,17 @@ export class BlobFill extends EventEmitter {
       pending = await driver.createPending();
       this.source = await pending.openReader();
       const upstream = await hooks.fetch();
+      // Errors surface through the iteration below; this keeps a destroy before it starts from being unhandled.
+      upstream.body.on("error", () => {});
       const cancel = () => upstream.body.destroy(this.aborter.signal.reason as Error);
       if (this.aborter.signal.aborted) cancel();
       this.aborter.signal.addEventListener("abort", cancel, { once: true });
       if (upstream.size !== undefined) {
+        // Refused before any reader has sent headers: a full disk is a 507, not a cut transfer.
+        await driver.ensureSpace(upstream.size).catch((err: unknown) => {
+          upstream.body.destroy();
+          throw err;
+        });
         this.size = upstream.size;
         this.change();
       }

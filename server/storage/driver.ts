@@ -51,4 +51,10 @@ export interface StorageDriver {
   list(prefix: string): Promise<string[]>;
   /** Checks the driver can write; throws when it cannot. */
   probeWritable(): Promise<void>;
+  /**
+   * Throws an ENOSPC error when fewer than `bytes` are free, so that a transfer whose size is
+   * known up front is refused before it starts instead of failing part-way. A check, not a
+   * reservation: concurrent writers can still run out.
+   */
+  ensureSpace(bytes: number): Promise<void>;
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { createWriteStream, constants as fsConstants } from "node:fs";
-import { mkdir, open, readdir, rename, rm, stat, readFile, type FileHandle } from "node:fs/promises";
+import { mkdir, open, readdir, rename, rm, stat, statfs, readFile, type FileHandle } from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
 import { once } from "node:events";
 import { finished } from "node:stream/promises";
@@ -171,6 +171,12 @@ export class FilesystemDriver implements StorageDriver {
 
   async probeWritable(): Promise<void> {
     await this.writeSmall("_probe", String(Date.now()));
+  }
+
+  async ensureSpace(bytes: number): Promise<void> {
+    const info = await statfs(this.root);
+    const free = info.bavail * info.bsize;
+    if (free < bytes) throw Object.assign(new Error(`storage has ${free} bytes free, ${bytes} needed`), { code: "ENOSPC" });
   }
 
   /** Renames into place and fsyncs the directory so the rename survives a crash. */
