@@ -133,8 +133,10 @@ export class UploadStore {
     return (await this.driver.list(ROOT)).filter((id) => ID_PATTERN.test(id));
   }
 
+  /** `info` goes first: a crash part-way through leaves no session, never one missing some parts. */
   private async remove(id: string): Promise<void> {
     this.running.delete(id);
+    await this.driver.delete(`${ROOT}/${id}/info`);
     await this.driver.delete(`${ROOT}/${id}`);
   }
 
