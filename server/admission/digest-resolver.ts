@@ -22,7 +22,9 @@ export class DigestResolver {
     const lookup = (async () => {
       const repository = await this.registry.repository({ name, intent: "read" });
       return (await repository.getManifest({ tag }, { accept: ACCEPT_ANY_MANIFEST })).digest;
-    })();
+    })().catch((err: unknown) => {
+      throw new Error(reasonOf(err));
+    });
     const timer = new AbortController();
     const timeout = delay(this.timeoutMs, undefined, { signal: timer.signal }).then(() => {
       throw new Error(`no answer within ${this.timeoutMs / 1000}s`);
@@ -36,4 +38,11 @@ export class DigestResolver {
       lookup.catch(() => undefined);
     }
   }
+}
+
+/** A registry error's message, with its cause when it has one ("unknown error" alone says nothing). */
+function reasonOf(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const cause = err instanceof Error ? err.cause : undefined;
+  return cause instanceof Error && cause.message !== "" ? `${message}: ${cause.message}` : message;
 }
