@@ -32,6 +32,8 @@ export interface PlatformOptions {
  * from per-architecture `name-<arch>:tag` tags.
  */
 export class PlatformRegistry implements Registry {
+  private readonly synthesizedFrom = new SynthesisMemory();
+
   constructor(
     private readonly inner: Registry,
     private readonly options: PlatformOptions,
@@ -40,7 +42,7 @@ export class PlatformRegistry implements Registry {
   async repository(address: RepositoryAddress): Promise<Repository> {
     const repository = await this.inner.repository(address);
     const architectures = this.options.fallbackArchitectures(repository);
-    return new PlatformRepository(address, repository, this.inner, architectures, this.options);
+    return new PlatformRepository(address, repository, this.inner, architectures, this.options, this.synthesizedFrom);
   }
 
   catalog(): Promise<string[]> {
@@ -55,6 +57,7 @@ class PlatformRepository implements Repository {
     private readonly registry: Registry,
     private readonly architectures: readonly string[],
     private readonly options: PlatformOptions,
+    private readonly synthesizedFrom: SynthesisMemory,
   ) {}
 
   get name(): string {
@@ -156,6 +159,7 @@ class PlatformRepository implements Repository {
   private async synthesizeIndex(tag: string, request: ManifestRequest): Promise<ManifestContent | undefined> {
     const entries: Descriptor[] = [];
     const sources: string[] = [];
+    const found: string[] = [];
     for (const architecture of this.architectures) {
       const sibling = await this.sibling(`${this.name}-${architecture}`);
       const manifest = await optional(() => sibling.getManifest({ tag }, request));
@@ -163,9 +167,11 @@ class PlatformRepository implements Repository {
       const entry = await this.entryFor(sibling, manifest, architecture);
       if (!entry) continue;
       entries.push(entry);
+      found.push(architecture);
       sources.push(`${canonicalName(sibling)}:${tag}`);
     }
     if (entries.length === 0) return undefined;
+    this.synthesizedFrom.remember(canonicalName(this.inner), found);
     const index = {
       schemaVersion: 2,
       mediaType: OCI_INDEX,
@@ -219,10 +225,14 @@ class PlatformRepository implements Repository {
     return { digest, mediaType: OCI_INDEX, bytes, headers: { [FALLBACK_HEADER]: "synthesized-index" } };
   }
 
-  /** The first answer from the related repositories: the base of `name-<arch>`, or every `name-<arch>` of `name`. */
+  /**
+   * The first answer from the related repositories: the base of `name-<arch>`, or the
+   * `name-<arch>` repositories an index of `name` was synthesized from. Only those: probing
+   * every architecture on every miss would multiply upstream requests.
+   */
   private async fromRelatives<T>(ask: (repository: Repository) => Promise<T>): Promise<T | undefined> {
     const suffixed = this.splitArchitecture();
-    const names = suffixed ? [suffixed.base] : this.architectures.map((a) => `${this.name}-${a}`);
+    const names = suffixed ? [suffixed.base] : this.synthesizedFrom.architectures(canonicalName(this.inner)).map((a) => `${this.name}-${a}`);
     for (const name of names) {
       const found = await optional(async () => ask(await this.sibling(name)));
       if (found !== undefined) return found;
@@ -277,6 +287,22 @@ class PlatformRepository implements Repository {
   }
   mountBlob(digest: Digest, from: Repository): Promise<boolean> {
     return this.inner.mountBlob(digest, from);
+  }
+}
+
+/** Which `name-<arch>` repositories an index of `name` was synthesized from, for the most recent names. */
+class SynthesisMemory {
+  private static readonly LIMIT = 10_000;
+  private readonly byName = new Map<string, readonly string[]>();
+
+  remember(name: string, architectures: readonly string[]): void {
+    this.byName.delete(name);
+    this.byName.set(name, architectures);
+    if (this.byName.size > SynthesisMemory.LIMIT) this.byName.delete(this.byName.keys().next().value!);
+  }
+
+  architectures(name: string): readonly string[] {
+    return this.byName.get(name) ?? [];
   }
 }
 
