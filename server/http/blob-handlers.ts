@@ -33,7 +33,7 @@ export async function getBlob(req: Request, res: Response, repository: Repositor
   }
   res.flushHeaders();
   try {
-    await pipeline(blob.stream, res);
+    await (blob.stream.sendTo ? blob.stream.sendTo(res) : pipeline(blob.stream, res));
   } catch (err) {
     // Headers are gone: the only honest signal left is a connection cut short of Content-Length.
     blob.stream.destroy();

@@ -1,6 +1,6 @@
 import type { Readable } from "node:stream";
 import type { Digest } from "../reference/digest.js";
-import type { ByteRange } from "../storage/driver.js";
+import type { ByteRange, ObjectStream } from "../storage/driver.js";
 import type { Descriptor } from "../storage/repository-metadata.js";
 import type { UploadSession } from "../storage/upload-store.js";
 
@@ -28,7 +28,7 @@ export interface BlobContent {
   /** Size of the whole blob. */
   size: number;
   /** The requested range, or the whole blob. */
-  stream: Readable;
+  stream: ObjectStream;
   warnings?: string[];
 }
 

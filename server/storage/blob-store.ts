@@ -3,7 +3,7 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Digest, type DigestAlgorithm } from "../reference/digest.js";
 import { BlobUsage } from "./blob-usage.js";
-import type { ByteRange, PendingObject, StorageDriver } from "./driver.js";
+import type { ByteRange, ObjectStream, PendingObject, StorageDriver } from "./driver.js";
 
 /** Raised when content does not hash to the digest it was stored or fetched under. */
 export class DigestMismatchError extends Error {
@@ -48,7 +48,7 @@ export class BlobStore {
     return (await this.driver.stat(BlobStore.path(digest)))?.size;
   }
 
-  async open(digest: Digest, range?: ByteRange): Promise<{ size: number; stream: Readable } | undefined> {
+  async open(digest: Digest, range?: ByteRange): Promise<{ size: number; stream: ObjectStream } | undefined> {
     const opened = await this.driver.open(BlobStore.path(digest), range);
     if (!opened) return undefined;
     opened.stream.once("close", this.usage.opened(digest));

@@ -32,6 +32,15 @@ export interface PendingReader {
 }
 
 /**
+ * An object's bytes. A driver may also let the stream send itself to a writable (and end
+ * it): the filesystem driver does so through a few reused buffers, where piping would
+ * allocate one per chunk.
+ */
+export interface ObjectStream extends Readable {
+  sendTo?(destination: Writable): Promise<void>;
+}
+
+/**
  * The narrow storage driver every store is built on. Paths are relative, `/`-separated and
  * never contain `.` or `..` segments. A filesystem driver is the default; an object store
  * implements the same operations.
@@ -39,7 +48,7 @@ export interface PendingReader {
 export interface StorageDriver {
   stat(path: string): Promise<ObjectInfo | undefined>;
   /** Opens an object for reading (a range of it, when given); undefined when absent. */
-  open(path: string, range?: ByteRange): Promise<{ info: ObjectInfo; stream: Readable } | undefined>;
+  open(path: string, range?: ByteRange): Promise<{ info: ObjectInfo; stream: ObjectStream } | undefined>;
   readSmall(path: string): Promise<Buffer | undefined>;
   /** Atomically replaces the object at path with data. */
   writeSmall(path: string, data: Buffer | string): Promise<void>;

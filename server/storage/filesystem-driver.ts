@@ -3,8 +3,10 @@ import { createWriteStream, constants as fsConstants } from "node:fs";
 import { mkdir, open, readdir, rename, rm, stat, statfs, readFile, type FileHandle } from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
 import { once } from "node:events";
+import type { Writable } from "node:stream";
 import { finished } from "node:stream/promises";
-import type { ByteRange, ObjectInfo, PendingObject, StorageDriver } from "./driver.js";
+import type { ByteRange, ObjectInfo, ObjectStream, PendingObject, StorageDriver } from "./driver.js";
+import { sendFileRange } from "./file-sender.js";
 
 const TEMP_DIR = "_tmp";
 
@@ -47,7 +49,7 @@ export class FilesystemDriver implements StorageDriver {
     }
   }
 
-  async open(path: string, range?: ByteRange): Promise<{ info: ObjectInfo; stream: import("node:stream").Readable } | undefined> {
+  async open(path: string, range?: ByteRange): Promise<{ info: ObjectInfo; stream: ObjectStream } | undefined> {
     let handle: FileHandle;
     try {
       handle = await open(this.file(path), fsConstants.O_RDONLY);
@@ -61,11 +63,16 @@ export class FilesystemDriver implements StorageDriver {
         await handle.close();
         return undefined;
       }
-      const stream = handle.createReadStream({
-        start: range?.start,
-        end: range?.end,
-        highWaterMark: 1024 * 1024,
-        autoClose: true,
+      const first = range?.start ?? 0;
+      const last = Math.min(range?.end ?? Infinity, s.size - 1);
+      const stream: ObjectStream = Object.assign(handle.createReadStream({ start: range?.start, end: range?.end, highWaterMark: 1024 * 1024, autoClose: true }), {
+        sendTo: async (destination: Writable) => {
+          try {
+            await sendFileRange(handle, first, last, destination);
+          } finally {
+            stream.destroy(); // closes the handle, which the read stream owns
+          }
+        },
       });
       return { info: { size: s.size, modified: s.mtime }, stream };
     } catch (err) {
