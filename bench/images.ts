@@ -24,15 +24,3 @@ export function buildBenchImage(layoutDir: string, ref: string, layerSizes: numb
 export async function pushImage(image: BuiltImage, reference: string): Promise<void> {
   await skopeoCopy(image.source, `docker://${reference}`, { preserveDigests: true });
 }
-
-/** berth's config for a benchmark: mirroring `origin` under the path prefix `origin`, when given. */
-export function berthConfig(origin?: { host: string; url: string }): Record<string, unknown> {
-  return {
-    // Per-request lines are never logged at info; warn would also hide the ready line the harness waits for.
-    log: { level: "info" },
-    upstreams: origin ? [{ host: origin.host, url: origin.url, prefix: MIRROR_PREFIX }] : [],
-  };
-}
-
-/** Where berth serves the mirrored origin: `/v2/origin/REPO/...`. */
-export const MIRROR_PREFIX = "origin";

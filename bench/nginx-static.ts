@@ -1,11 +1,8 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
-import { onProcessExit } from "../test/support/process-exit.js";
 import { makeTempDir, type TempDir } from "../test/support/temp-dir.js";
 import { freeLoopbackPort } from "./free-port.js";
+import { ServerProcess } from "./server-process.js";
 
 /**
  * nginx serving one directory as static files with `sendfile on`: the practical limit for
@@ -14,53 +11,37 @@ import { freeLoopbackPort } from "./free-port.js";
 export class NginxStatic {
   private constructor(
     private readonly dir: TempDir,
-    private readonly child: ChildProcess,
-    private readonly exited: Promise<unknown>,
+    private readonly server: ServerProcess,
     /** `http://127.0.0.1:PORT`. */
     readonly url: string,
   ) {}
 
-  /** Starts it (master and one worker per core) and waits until it answers. */
+  /** Starts it (a master and one worker per core) and waits until it answers. */
   static async start(root: string): Promise<NginxStatic> {
     const dir = await makeTempDir("nginx");
-    const port = await freeLoopbackPort();
-    await mkdir(join(dir.path, "temp"));
-    const configPath = join(dir.path, "nginx.conf");
-    await writeFile(configPath, config(dir.path, root, port));
-    const errorLog = join(dir.path, "error.log");
-    const child = spawn("nginx", ["-p", dir.path, "-e", errorLog, "-c", configPath], { stdio: "ignore" });
-    // SIGTERM, not SIGKILL: a killed master would leave its workers listening.
-    const unregister = onProcessExit(() => child.kill("SIGTERM"));
-    const exited = once(child, "exit").finally(unregister);
-    const nginx = new NginxStatic(dir, child, exited, `http://127.0.0.1:${port}`);
     try {
-      await nginx.waitUntilAnswering(errorLog);
-      return nginx;
+      const port = await freeLoopbackPort();
+      await mkdir(join(dir.path, "temp"));
+      const configPath = join(dir.path, "nginx.conf");
+      await writeFile(configPath, config(dir.path, root, port));
+      const url = `http://127.0.0.1:${port}`;
+      const server = await ServerProcess.start({
+        name: "nginx",
+        command: "nginx",
+        args: ["-p", dir.path, "-e", join(dir.path, "error.log"), "-c", configPath],
+        probeUrl: `${url}/`,
+        logFile: join(dir.path, "output.log"),
+      });
+      return new NginxStatic(dir, server, url);
     } catch (err) {
-      await nginx.close();
+      await dir.remove();
       throw err;
     }
   }
 
-  /** Stops nginx (fast shutdown) and removes its temp dir. */
   async close(): Promise<void> {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGTERM");
-    await this.exited.catch(() => {});
+    await this.server.stop();
     await this.dir.remove();
-  }
-
-  private async waitUntilAnswering(errorLog: string): Promise<void> {
-    for (let attempt = 0; attempt < 200; attempt++) {
-      if (this.child.exitCode !== null) break;
-      const answered = await fetch(`${this.url}/`).then(
-        async (res) => (await res.arrayBuffer(), true),
-        () => false,
-      );
-      if (answered) return;
-      await sleep(25);
-    }
-    const log = await readFile(errorLog, "utf8").catch(() => "");
-    throw new Error(`nginx never answered on ${this.url}: ${log.trim().split("\n").slice(-5).join("\n")}`);
   }
 }
 

@@ -1,12 +1,12 @@
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { BerthProcess } from "../../test/support/berth-process.js";
 import { OriginRegistry } from "../../test/support/origin-registry.js";
 import { skopeoCopy } from "../../test/support/skopeo.js";
 import { MiB } from "../curl-download.js";
-import { berthConfig, buildBenchImage, MIRROR_PREFIX, pushImage } from "../images.js";
+import { buildBenchImage, pushImage } from "../images.js";
 import { OpenResources } from "../open-resources.js";
+import { MIRROR_PREFIX, QuietBerth } from "../quiet-berth.js";
 import { median, ratio, rotated } from "../report.js";
 import type { Scenario } from "../scenario.js";
 
@@ -42,7 +42,7 @@ export const coldPull: Scenario = {
         {
           name: "berth",
           start: async () => {
-            const berth = await BerthProcess.start({ config: berthConfig(origin) });
+            const berth = await QuietBerth.start(origin);
             return { reference: `docker://${berth.host}/${MIRROR_PREFIX}/bench/cold:v1`, close: () => berth.close() };
           },
         },

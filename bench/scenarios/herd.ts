@@ -1,12 +1,13 @@
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { BerthProcess } from "../../test/support/berth-process.js";
 import type { AccessLogEntry } from "../../test/support/access-log.js";
 import { OriginRegistry } from "../../test/support/origin-registry.js";
 import { downloadConcurrently, MiB } from "../curl-download.js";
-import { berthConfig, buildBenchImage, MIRROR_PREFIX, pushImage } from "../images.js";
+import { buildBenchImage, pushImage } from "../images.js";
+import { NginxStatic } from "../nginx-static.js";
 import { OpenResources } from "../open-resources.js";
+import { MIRROR_PREFIX, QuietBerth } from "../quiet-berth.js";
 import { ratio } from "../report.js";
 import { RssSampler } from "../rss-sampler.js";
 import { RSS_LIMIT_MiB, type MemoryReading, type Scenario, type TargetCheck } from "../scenario.js";
@@ -46,7 +47,7 @@ export const herd: Scenario = {
         {
           name: "berth",
           start: async () => {
-            const berth = await BerthProcess.start({ config: berthConfig(origin) });
+            const berth = await QuietBerth.start(origin);
             return {
               blobUrl: `${berth.url}/v2/${MIRROR_PREFIX}/bench/herd/blobs/${digest}`,
               storedBlob: join(berth.storageDir, "blobs", "sha256", hex.slice(0, 2), hex),
@@ -84,6 +85,12 @@ export const herd: Scenario = {
         }
       };
 
+      // The floor: the same bytes sent to the same crowd by nginx, from a warm file.
+      const nginx = open.keep(await NginxStatic.start(join(workDir, "layout", "blobs", "sha256")));
+      progress(`${sizes.herdClients} warm clients: nginx`);
+      const floor = await downloadConcurrently(`${nginx.url}/${hex}`, sizes.herdClients, size);
+      await open.close(nginx);
+
       const rows: string[][] = [];
       const targets: TargetCheck[] = [];
       const memory: MemoryReading[] = [];
@@ -98,6 +105,7 @@ export const herd: Scenario = {
           crowd.lastClientSeconds.toFixed(2),
           lone.lastClientSeconds.toFixed(2),
           ratio(crowd.lastClientSeconds, lone.lastClientSeconds),
+          floor.wallSeconds.toFixed(2),
         ]);
         memory.push({ phase: `herd: ${sizes.herdClients} cold GETs of ${size / MiB} MiB`, process: cache.name, peakMiB: crowd.peakRssMiB });
         if (cache.name === "berth") {
@@ -112,7 +120,7 @@ export const herd: Scenario = {
         tables: [
           {
             title: `Thundering herd: ${sizes.herdClients} concurrent cold GETs of one ${size / MiB} MiB blob`,
-            columns: ["cache", "origin GETs", "origin MiB", "÷ blob size", "last client s", "lone cold GET s", "last ÷ lone"],
+            columns: ["cache", "origin GETs", "origin MiB", "÷ blob size", "last client s", "lone cold GET s", "last ÷ lone", "floor: nginx, warm, s"],
             rows,
           },
         ],

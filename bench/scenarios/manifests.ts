@@ -1,8 +1,8 @@
 import { join } from "node:path";
-import { BerthProcess } from "../../test/support/berth-process.js";
 import { OriginRegistry } from "../../test/support/origin-registry.js";
-import { berthConfig, buildBenchImage, MIRROR_PREFIX, pushImage } from "../images.js";
+import { buildBenchImage, pushImage } from "../images.js";
 import { OpenResources } from "../open-resources.js";
+import { MIRROR_PREFIX, QuietBerth } from "../quiet-berth.js";
 import { ratio, rotated } from "../report.js";
 import type { Scenario, TargetCheck } from "../scenario.js";
 import { measureLoad, type LoadResult } from "../http-load.js";
@@ -29,7 +29,7 @@ export const manifests: Scenario = {
       const origin = open.keep(await OriginRegistry.start());
       await pushImage(image, `${origin.host}/bench/small:v1`);
       const proxy = open.keep(await OriginRegistry.start({ proxy: { remoteUrl: origin.url } }));
-      const berth = open.keep(await BerthProcess.start({ config: berthConfig(origin) }));
+      const berth = open.keep(await QuietBerth.start(origin));
       const base: Record<(typeof SYSTEMS)[number], string> = {
         Distribution: `${origin.url}/v2/bench/small/manifests/`,
         "Distribution proxy": `${proxy.url}/v2/bench/small/manifests/`,

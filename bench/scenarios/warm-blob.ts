@@ -1,10 +1,10 @@
 import { join } from "node:path";
-import { BerthProcess } from "../../test/support/berth-process.js";
 import { OriginRegistry } from "../../test/support/origin-registry.js";
 import { downloadConcurrently, MiB } from "../curl-download.js";
-import { berthConfig, buildBenchImage, pushImage } from "../images.js";
+import { buildBenchImage, pushImage } from "../images.js";
 import { NginxStatic } from "../nginx-static.js";
 import { OpenResources } from "../open-resources.js";
+import { QuietBerth } from "../quiet-berth.js";
 import { median, ratio, rotated } from "../report.js";
 import { RssSampler } from "../rss-sampler.js";
 import { RSS_LIMIT_MiB, type MemoryReading, type Scenario, type TargetCheck } from "../scenario.js";
@@ -24,7 +24,7 @@ export const warmBlob: Scenario = {
       const { digest, size } = image.manifests[0].layers[0];
       const nginx = open.keep(await NginxStatic.start(join(layout, "blobs", "sha256")));
       const distribution = open.keep(await OriginRegistry.start());
-      const berth = open.keep(await BerthProcess.start({ config: berthConfig() }));
+      const berth = open.keep(await QuietBerth.start());
       progress("pushing it to Distribution and to berth");
       for (const registry of [distribution, berth]) await pushImage(image, `${registry.host}/bench/warm:v1`);
 
