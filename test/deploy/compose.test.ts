@@ -15,7 +15,6 @@ describe("docker-compose.yml", () => {
   let compose: Doc;
 
   before(async () => {
-    await runCommand("bash", [join(ROOT, "test", "setup", "install-docker-compose.sh")]);
     // Debian's docker-compose validates and resolves the file without a Docker engine.
     const { stdout } = await runCommand("docker-compose", ["--project-directory", ROOT, "-f", join(ROOT, "docker-compose.yml"), "config"]);
     compose = parseYaml(stdout) as Doc;

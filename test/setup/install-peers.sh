@@ -12,6 +12,10 @@ command -v ctr >/dev/null || need+=(containerd)
 command -v podman >/dev/null || need+=(podman)
 command -v openssl >/dev/null || need+=(openssl)
 command -v tar >/dev/null || need+=(tar)
+# docker-compose validates docker-compose.yml in test/deploy (`config` needs no Docker engine).
+command -v docker-compose >/dev/null || need+=(docker-compose)
+# Headless Chromium renders the status page in test/ui (driven by playwright-core).
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then echo "install-peers: need root to install ${need[*]}" >&2; exit 1; fi
   export DEBIAN_FRONTEND=noninteractive
