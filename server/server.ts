@@ -7,8 +7,11 @@ import { setUpAdmission } from "./admission/setup.js";
 import { setUpAuth } from "./auth/setup.js";
 import { createAdminRoutes } from "./http/admin-routes.js";
 import { createApp } from "./http/app.js";
+import { createMetricsRoute } from "./http/metrics-route.js";
+import { createStatusPage } from "./http/status-page.js";
 import { createTokenRoutes } from "./http/token-routes.js";
 import type { Logger } from "./log.js";
+import { BerthMetrics } from "./metrics/berth-metrics.js";
 import NodeCache from "node-cache";
 import type { ArchFallbackConfig } from "../config/upstream-schema.js";
 import { BlobFills } from "./registry/blob-fill.js";
@@ -46,7 +49,9 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
   const storage = await openFilesystemStorage(config.storage.root);
   const auth = await setUpAuth(config);
   const fills = new BlobFills(storage.driver, storage.blobs);
-  const mirrors = await createMirrors(config, storage, fills, log);
+  const backoff = new UpstreamBackoff();
+  const metrics = new BerthMetrics({ fills, backoff, upstreams: config.upstreams });
+  const mirrors = await createMirrors(config, storage, fills, backoff, metrics, log);
   const defaultMirror = mirrors.find((m) => m.upstream.host === config.defaultUpstream || m.upstream.prefix === config.defaultUpstream);
   const routing = new RoutingRegistry(new HostedRegistry(storage), storage.metadata, mirrors, defaultMirror);
   const registry = new PlatformRegistry(routing, {
@@ -60,6 +65,7 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
     mirrors.map((m) => m.cache),
     { maxCacheBytes: config.cache.maxSize, minAgeMs: config.cache.minAge },
     log.child({ component: "collector" }),
+    metrics,
   );
   const collecting =
     config.cache.collectInterval > 0
@@ -70,9 +76,12 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
   const app = createApp({
     registry,
     access: auth.access,
-    ...(auth.tokenService ? { tokenRoutes: createTokenRoutes(auth.tokenService, log) } : {}),
+    ...(auth.tokenService ? { tokenRoutes: createTokenRoutes(auth.tokenService, log, metrics) } : {}),
     ...(admission && !admission.listener ? { admissionRoutes: admission.routes } : {}),
     adminRoutes: createAdminRoutes({ collector }),
+    requestMetrics: metrics,
+    metricsRoute: createMetricsRoute(metrics),
+    statusPage: createStatusPage({ status: () => metrics.status(), loopbackOnly: config.auth.mode !== "none" }),
     storesBlob: async (digest) => (await storage.blobs.size(digest)) !== undefined,
     log,
     ready: async () => {
@@ -132,8 +141,7 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
   };
 }
 
-async function createMirrors(config: BerthConfig, storage: Storage, fills: BlobFills, log: Logger): Promise<Mirror[]> {
-  const backoff = new UpstreamBackoff();
+async function createMirrors(config: BerthConfig, storage: Storage, fills: BlobFills, backoff: UpstreamBackoff, metrics: BerthMetrics, log: Logger): Promise<Mirror[]> {
   const keyring = async (files: readonly string[]) => {
     const loaded = new Keyring(files, { onProblem: (problem) => log.warn({ problem: problem.message }, "credential source skipped") });
     await loaded.load();
@@ -146,6 +154,7 @@ async function createMirrors(config: BerthConfig, storage: Storage, fills: BlobF
     const client = new UpstreamClient(
       { host: upstream.host, url: upstream.url, connectTimeoutMs: upstream.connectTimeout, readTimeoutMs: upstream.readTimeout },
       new KeyringUnion([keyrings[i], shared]),
+      metrics.upstream(upstream.host),
     );
     const isolated = config.auth.mode !== "none" && upstream.tenantIsolation;
     return {
@@ -163,6 +172,7 @@ async function createMirrors(config: BerthConfig, storage: Storage, fills: BlobF
         const own = who.tenant ? tenantKeyrings.get(who.tenant) : undefined;
         return { viewer, client: client.as(viewer, () => new KeyringUnion(own ? [own, keyrings[i], shared] : [keyrings[i], shared])) };
       },
+      meter: metrics.upstream(upstream.host),
       log: log.child({ upstream: upstream.host }),
     };
   });

@@ -86,9 +86,14 @@ const repositoryOf = (req: Request, path: V2Path, deps: AppDependencies) => {
   return deps.registry.repository({ name: path.name, namespace: namespaceOf(req), intent: intentOf(req, path), requestedBy: req.res?.locals.principal as Principal | undefined });
 };
 
-/** Upload sessions belong to a push even when read with GET, so they go where the push goes. */
+/**
+ * Upload sessions belong to a push even when read with GET, so they go where the push goes.
+ * So does a blob HEAD: clients send it before uploading (pulls GET blobs), and answering it
+ * from a default upstream would make them skip layers the hosted repository lacks.
+ */
 function intentOf(req: Request, path: V2Path): "read" | "write" {
   if (path.kind === "uploads" || path.kind === "upload") return "write";
+  if (path.kind === "blob" && req.method === "HEAD") return "write";
   return req.method === "GET" || req.method === "HEAD" ? "read" : "write";
 }
 

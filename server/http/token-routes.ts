@@ -3,6 +3,7 @@ import { parseAuthorization } from "../auth/authorization-header.js";
 import { parseScopes } from "../auth/scope.js";
 import { TokenRequestError, type Authenticated, type TokenService } from "../auth/token-service.js";
 import type { Logger } from "../log.js";
+import { NO_METRICS, type TokenMetrics } from "../metrics/registry-metrics.js";
 import { sendJson } from "./responses.js";
 
 /**
@@ -10,7 +11,7 @@ import { sendJson } from "./responses.js";
  * access) and repeated `scope`; POST with an OAuth2 form (password and refresh_token grants).
  * /token/jwks publishes the public keys that verify berth's tokens.
  */
-export function createTokenRoutes(tokens: TokenService, log: Logger): express.Router {
+export function createTokenRoutes(tokens: TokenService, log: Logger, metrics: TokenMetrics = NO_METRICS): express.Router {
   const router = express.Router();
 
   router.get("/token/jwks", (_req, res) => {
@@ -20,7 +21,7 @@ export function createTokenRoutes(tokens: TokenService, log: Logger): express.Ro
 
   router.get(
     "/token",
-    answer(tokens, log, async (req) => {
+    answer(tokens, log, metrics, async (req) => {
       tokens.checkService(first(req.query.service));
       const presented = parseAuthorization(req.headers.authorization);
       if (req.headers.authorization !== undefined && presented?.scheme !== "basic") {
@@ -38,9 +39,9 @@ export function createTokenRoutes(tokens: TokenService, log: Logger): express.Ro
       parseForm(req, res, (err?: unknown) => {
         if (err === undefined) return next();
         const status = (err as { status?: number }).status ?? 400;
-        refuse(req, res, tokens, log, new TokenRequestError(status === 413 ? 413 : 400, "UNSUPPORTED_VALUE", `unreadable form: ${(err as Error).message}`));
+        refuse(req, res, tokens, log, metrics, new TokenRequestError(status === 413 ? 413 : 400, "UNSUPPORTED_VALUE", `unreadable form: ${(err as Error).message}`));
       }),
-    answer(tokens, log, async (req) => {
+    answer(tokens, log, metrics, async (req) => {
       const form = req.is("application/x-www-form-urlencoded") ? (req.body as Record<string, unknown> | undefined) : undefined;
       if (!form) throw new TokenRequestError(400, "UNSUPPORTED_VALUE", "POST /token takes an application/x-www-form-urlencoded form");
       const field = (name: string) => first(form[name]);
@@ -72,24 +73,26 @@ interface TokenAsk {
   offline: boolean;
 }
 
-function answer(tokens: TokenService, log: Logger, read: (req: Request) => Promise<TokenAsk>) {
+function answer(tokens: TokenService, log: Logger, metrics: TokenMetrics, read: (req: Request) => Promise<TokenAsk>) {
   return async (req: Request, res: Response, next: NextFunction) => {
     try {
       const ask = await read(req);
       const response = await tokens.issue(ask.who, parseScopes(ask.scopes), ask.offline);
       log.debug({ subject: ask.who?.principal.subject ?? "anonymous", scope: response.scope }, "issued token");
+      metrics.issued();
       res.setHeader("Cache-Control", "no-store");
       res.setHeader("Pragma", "no-cache");
       sendJson(res, 200, response);
     } catch (err) {
       if (!(err instanceof TokenRequestError)) return next(err);
-      refuse(req, res, tokens, log, err);
+      refuse(req, res, tokens, log, metrics, err);
     }
   };
 }
 
-function refuse(req: Request, res: Response, tokens: TokenService, log: Logger, err: TokenRequestError): void {
+function refuse(req: Request, res: Response, tokens: TokenService, log: Logger, metrics: TokenMetrics, err: TokenRequestError): void {
   log.info({ method: req.method, status: err.status, reason: err.message }, "token request refused");
+  metrics.refused(err.code);
   if (err.status === 401 && req.method === "GET") res.setHeader("WWW-Authenticate", `Basic realm="${tokens.service.replace(/["\\]/g, "\\$&")}"`);
   sendJson(res, err.status, { errors: [{ code: err.code, message: err.message }] });
 }

@@ -1,4 +1,5 @@
 import type { Logger } from "../log.js";
+import { NO_METRICS, type RegistryMetrics } from "../metrics/registry-metrics.js";
 import { Digest } from "../reference/digest.js";
 import { BlobStore } from "../storage/blob-store.js";
 import type { RepositoryMetadata } from "../storage/repository-metadata.js";
@@ -43,6 +44,7 @@ export class ContentCollector {
     private readonly mirrors: readonly RepositoryMetadata[],
     private readonly options: CollectorOptions,
     private readonly log: Logger,
+    private readonly metrics: RegistryMetrics = NO_METRICS,
   ) {}
 
   /** Runs one collection; concurrent callers share the run in progress. */
@@ -91,6 +93,7 @@ export class ContentCollector {
     }
     await this.storage.blobs.usage.save();
     this.log.info({ collection: report }, "content collection finished");
+    this.metrics.collected(report);
     return report;
   }
 

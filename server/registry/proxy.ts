@@ -1,6 +1,7 @@
 import type NodeCache from "node-cache";
 import type { UpstreamConfig } from "../../config/upstream-schema.js";
 import type { Logger } from "../log.js";
+import type { UpstreamMeter } from "../metrics/registry-metrics.js";
 import { Digest } from "../reference/digest.js";
 import type { ByteRange } from "../storage/driver.js";
 import type { Descriptor, RepositoryMetadata } from "../storage/repository-metadata.js";
@@ -30,6 +31,8 @@ export interface Mirror {
   visibility: MirrorVisibility;
   /** The upstream client and visibility key for whoever a request acts for. */
   requesterFor(who?: RequestedBy): Requester;
+  /** Counts this upstream's cache hits and misses, and coalesced waiters. */
+  meter: UpstreamMeter;
   log: Logger;
 }
 
@@ -146,10 +149,13 @@ export class ProxyRepository implements Repository {
     const record = await this.mirror.cache.manifest(this.upstreamName, digest);
     if (!record) return undefined;
     const bytes = await this.mirror.storage.blobs.read(digest);
-    return bytes && { digest, mediaType: record.mediaType, bytes };
+    if (!bytes) return undefined;
+    this.mirror.meter.cacheHit("manifest");
+    return { digest, mediaType: record.mediaType, bytes };
   }
 
   private async fetchManifest(reference: string, expected: Digest | undefined, asked: ManifestReference): Promise<ManifestContent> {
+    this.mirror.meter.cacheMiss("manifest");
     const manifest = await this.upstreamCall(() => this.client.manifest(this.upstreamName, reference, "GET")).catch((err: unknown) => {
       throw this.translate(err, asked);
     });
@@ -236,8 +242,12 @@ export class ProxyRepository implements Repository {
     if ((await this.mirror.storage.blobs.size(digest)) !== undefined) {
       const admitted = await this.admitted({ digest }, this.policy === "Never", "blob");
       const stored = await this.mirror.storage.blobs.open(digest, range);
-      if (stored) return { ...stored, warnings: admitted.warnings };
+      if (stored) {
+        this.mirror.meter.cacheHit("blob");
+        return { ...stored, warnings: admitted.warnings };
+      }
     }
+    this.mirror.meter.cacheMiss("blob");
     this.refuseWhenOffline(undefined, digest);
     if (this.mirror.fills.get(digest)) await this.admitted({ digest }, false, "blob");
     const fill = this.startFill(digest);
@@ -252,7 +262,7 @@ export class ProxyRepository implements Repository {
     if (waiting > 0) throw this.unavailable(waiting);
     let headersArrived = false;
     let provenance: Provenance | undefined;
-    return this.mirror.fills.join(digest, {
+    const joined = this.mirror.fills.join(digest, {
       fetch: async () => {
         const blob = await this.upstreamCall(() => this.client.blob(this.upstreamName, digest.toString()));
         headersArrived = true;
@@ -266,7 +276,9 @@ export class ProxyRepository implements Repository {
       onFailed: (err) => {
         if (headersArrived && err instanceof UpstreamError && err.isOutage) this.recordOutage(err);
       },
-    }).fill;
+    });
+    if (!joined.started) this.mirror.meter.coalescedWaiter();
+    return joined.fill;
   }
 
   async tags(): Promise<string[]> {

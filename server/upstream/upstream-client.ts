@@ -1,6 +1,7 @@
-import type { Readable } from "node:stream";
+import type { Duplex, Readable } from "node:stream";
 import NodeCache from "node-cache";
 import { Agent, request, type Dispatcher } from "undici";
+import { NO_METRICS, type UpstreamMeter } from "../metrics/registry-metrics.js";
 import { parseChallenge, type Challenge } from "./www-authenticate.js";
 import { retryAfterMs, UpstreamError } from "./upstream-error.js";
 
@@ -67,10 +68,12 @@ const DEFAULT_TOKEN_SECONDS = 60;
 export class UpstreamClient {
   private readonly authorizations = new NodeCache({ stdTTL: 300, useClones: false, checkperiod: 60 });
   private readonly views = new Map<string, UpstreamClient>();
+  private readonly dispatcher: Dispatcher;
 
   constructor(
     readonly endpoint: UpstreamEndpoint,
     private readonly credentials: CredentialLookup,
+    private readonly meter: UpstreamMeter = NO_METRICS.upstream(endpoint.host),
     private readonly agent: Agent = new Agent({
       connect: { timeout: endpoint.connectTimeoutMs },
       headersTimeout: endpoint.readTimeoutMs,
@@ -78,7 +81,9 @@ export class UpstreamClient {
       keepAliveTimeout: 30_000,
       connections: 64,
     }),
-  ) {}
+  ) {
+    this.dispatcher = agent.compose(metered(meter));
+  }
 
   /**
    * The same upstream seen with other credentials (a tenant's): its own authorization cache,
@@ -87,7 +92,7 @@ export class UpstreamClient {
   as(key: string, credentials: () => CredentialLookup): UpstreamClient {
     let view = this.views.get(key);
     if (!view) {
-      view = new UpstreamClient(this.endpoint, credentials(), this.agent);
+      view = new UpstreamClient(this.endpoint, credentials(), this.meter, this.agent);
       this.views.set(key, view);
     }
     return view;
@@ -245,7 +250,7 @@ export class UpstreamClient {
         method: method as Dispatcher.HttpMethod,
         headers: { "user-agent": "berth", ...headers },
         body,
-        dispatcher: this.agent,
+        dispatcher: this.dispatcher,
         maxRedirections: 5,
       });
     } catch (err) {
@@ -262,6 +267,57 @@ export class UpstreamClient {
     if (status === 429) throw new UpstreamError("rate-limited", message, { status, retryAfterMs: retryAfterMs(response.headers["retry-after"]) });
     if (status === 401 || status === 403) throw new UpstreamError("denied", message, { status });
     throw new UpstreamError("server", message, { status, retryAfterMs: status === 503 ? retryAfterMs(response.headers["retry-after"]) : undefined });
+  }
+}
+
+/** Counts every exchange on the meter: status, time to headers, body bytes (after redirects). */
+function metered(meter: UpstreamMeter): Dispatcher.DispatcherComposeInterceptor {
+  return (dispatch) => (options, handler) => dispatch(options, new MeteredHandler(handler, meter));
+}
+
+class MeteredHandler implements Dispatcher.DispatchHandlers {
+  private readonly started = performance.now();
+  private answered = false;
+
+  constructor(
+    private readonly handler: Dispatcher.DispatchHandlers,
+    private readonly meter: UpstreamMeter,
+  ) {}
+
+  onHeaders(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean {
+    this.answered = true;
+    this.meter.request(statusCode, (performance.now() - this.started) / 1000);
+    return this.handler.onHeaders?.(statusCode, headers, resume, statusText) ?? true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.meter.received(chunk.length);
+    return this.handler.onData?.(chunk) ?? true;
+  }
+
+  onError(err: Error): void {
+    if (!this.answered) this.meter.request(0, (performance.now() - this.started) / 1000);
+    this.handler.onError?.(err);
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.handler.onConnect?.(abort);
+  }
+
+  onUpgrade(statusCode: number, headers: Buffer[] | string[] | null, socket: Duplex): void {
+    this.handler.onUpgrade?.(statusCode, headers, socket);
+  }
+
+  onResponseStarted(): void {
+    this.handler.onResponseStarted?.();
+  }
+
+  onComplete(trailers: string[] | null): void {
+    this.handler.onComplete?.(trailers);
+  }
+
+  onBodySent(chunkSize: number, totalBytesSent: number): void {
+    this.handler.onBodySent?.(chunkSize, totalBytesSent);
   }
 }
 
