@@ -4,8 +4,10 @@ import type { Digest } from "../reference/digest.js";
 import { RegistryError } from "../registry/errors.js";
 import type { Registry, Repository } from "../registry/registry.js";
 import type { Logger } from "../log.js";
+import { NO_METRICS, type RequestMetrics } from "../metrics/registry-metrics.js";
 import { deleteBlob, getBlob, headBlob } from "./blob-handlers.js";
 import { listCatalog, listReferrers, listTags } from "./listing-handlers.js";
+import { noteV2Path, requestLog } from "./request-log.js";
 import { deleteManifest, getManifest, putManifest } from "./manifest-handlers.js";
 import { API_VERSION_HEADER, sendError, sendJson } from "./responses.js";
 import { appendUpload, cancelUpload, completeUpload, startUpload, uploadStatus } from "./upload-handlers.js";
@@ -23,6 +25,12 @@ export interface AppDependencies {
   admissionRoutes?: express.Router;
   /** /admin/* (loopback only): gc. */
   adminRoutes?: express.Router;
+  /** Counts every request (the request log writes one line per request either way). */
+  requestMetrics?: RequestMetrics;
+  /** /metrics, for Prometheus. */
+  metricsRoute?: express.Router;
+  /** /ui, the status page. */
+  statusPage?: express.Router;
   /** Whether berth's store holds a blob, for the `Berth-Cache` header of blob responses. */
   storesBlob?: (digest: Digest) => Promise<boolean>;
 }
@@ -35,6 +43,7 @@ export function createApp(deps: AppDependencies): express.Express {
   app.disable("x-powered-by");
   app.disable("etag");
   app.set("query parser", "simple");
+  app.use(requestLog(deps.log, deps.requestMetrics ?? NO_METRICS));
 
   app.get("/healthz", (_req, res) => {
     res.type("text/plain").send("ok\n");
@@ -47,6 +56,8 @@ export function createApp(deps: AppDependencies): express.Express {
   if (deps.tokenRoutes) app.use(deps.tokenRoutes);
   if (deps.admissionRoutes) app.use(deps.admissionRoutes);
   if (deps.adminRoutes) app.use(deps.adminRoutes);
+  if (deps.metricsRoute) app.use(deps.metricsRoute);
+  if (deps.statusPage) app.use(deps.statusPage);
 
   app.use("/v2", (req, res, next) => {
     res.setHeader(API_VERSION_HEADER, "registry/2.0");
@@ -65,6 +76,7 @@ export function createApp(deps: AppDependencies): express.Express {
 async function serveV2(req: Request, res: Response, deps: AppDependencies): Promise<void> {
   const path = parseV2Path(req.originalUrl.split("?")[0]);
   if (!path) throw new RegistryError("UNSUPPORTED", `no route for ${req.method} ${req.originalUrl.split("?")[0].slice(0, 256)}`, undefined, { status: 404 });
+  noteV2Path(res, path);
   const method = req.method === "HEAD" ? "GET" : req.method;
   const operations = OPERATIONS[path.kind];
   const operation = operations[method];
