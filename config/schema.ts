@@ -17,9 +17,10 @@ export const configSchema = z
     storage: z
       .object({
         root: z.string().min(1).default("./data").describe("Directory holding blobs, manifests, tags and uploads."),
+        uploadMaxAge: duration("168h").describe("Upload sessions started longer ago are abandoned; content collection removes them."),
       })
       .strict()
-      .default({ root: "./data" }),
+      .prefault({}),
     log: z
       .object({
         level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info").describe("Log level of the JSON logs on stderr."),

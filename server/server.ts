@@ -63,7 +63,7 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
   const collector = new ContentCollector(
     storage,
     mirrors.map((m) => m.cache),
-    { maxCacheBytes: config.cache.maxSize, minAgeMs: config.cache.minAge },
+    { maxCacheBytes: config.cache.maxSize, minAgeMs: config.cache.minAge, uploadMaxAgeMs: config.storage.uploadMaxAge },
     log.child({ component: "collector" }),
     metrics,
   );

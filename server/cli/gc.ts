@@ -50,7 +50,7 @@ async function collectOffline(values: { storage?: string; config?: string }): Pr
     storage,
     // Where berth keeps each upstream's mirror metadata (as server.ts opens it).
     config.upstreams.map((upstream) => new RepositoryMetadata(storage.driver, `mirrors/${upstream.prefix}`)),
-    { maxCacheBytes: config.cache.maxSize, minAgeMs: config.cache.minAge },
+    { maxCacheBytes: config.cache.maxSize, minAgeMs: config.cache.minAge, uploadMaxAgeMs: config.storage.uploadMaxAge },
     createLogger("warn"),
   );
   try {
@@ -64,7 +64,7 @@ async function collectOffline(values: { storage?: string; config?: string }): Pr
 
 function describe(report: CollectionReport): string {
   return (
-    `collected: ${report.blobs} blobs checked; ${report.deletedUnreferenced} unreferenced deleted, ${report.evicted} cached evicted, ${formatBytes(report.freedBytes)} freed; ` +
+    `collected: ${report.blobs} blobs checked; ${report.deletedUnreferenced} unreferenced deleted, ${report.evicted} cached evicted, ${formatBytes(report.freedBytes)} freed, ${report.expiredUploads} abandoned uploads removed; ` +
     `${formatBytes(report.hostedBytes)} hosted and ${formatBytes(report.cacheBytes)} cached remain`
   );
 }

@@ -1,5 +1,5 @@
 import { stat } from "node:fs/promises";
-import { defaultConfig, parseConfig, readConfigDocument } from "../../config/load.js";
+import { parseConfig, readConfigDocument } from "../../config/load.js";
 import type { BerthConfig } from "../../config/schema.js";
 import { OperationError } from "./cli-error.js";
 
@@ -16,7 +16,7 @@ export const OFFLINE_OPTIONS = {
 export async function offlineConfig(values: { storage?: string; config?: string }): Promise<BerthConfig> {
   const document = values.config ? await readConfigDocument(values.config) : {};
   if (values.storage) document.storage = { ...(document.storage as object | undefined), root: values.storage };
-  const config = values.config ? parseConfig(document, values.config) : values.storage ? { ...defaultConfig(), storage: { root: values.storage } } : defaultConfig();
+  const config = parseConfig(document, values.config ?? "embedded default config");
   const root = await stat(config.storage.root).catch(() => undefined);
   if (!root?.isDirectory()) throw new OperationError(`no berth storage at ${config.storage.root}`);
   return config;

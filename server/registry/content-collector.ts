@@ -10,6 +10,8 @@ export interface CollectorOptions {
   maxCacheBytes: number;
   /** Unreferenced blobs younger than this are kept: a push may be about to link them. */
   minAgeMs: number;
+  /** Upload sessions started longer ago than this are abandoned, and removed. */
+  uploadMaxAgeMs: number;
 }
 
 export interface CollectionReport {
@@ -20,6 +22,7 @@ export interface CollectionReport {
   deletedUnreferenced: number;
   evicted: number;
   freedBytes: number;
+  expiredUploads: number;
 }
 
 interface CachedBlob {
@@ -56,7 +59,7 @@ export class ContentCollector {
   private async collect(): Promise<CollectionReport> {
     const hosted = await this.hostedDigests();
     const mirrored = await this.mirroredLinks();
-    const report: CollectionReport = { blobs: 0, hostedBytes: 0, cacheBytes: 0, deletedUnreferenced: 0, evicted: 0, freedBytes: 0 };
+    const report: CollectionReport = { blobs: 0, hostedBytes: 0, cacheBytes: 0, deletedUnreferenced: 0, evicted: 0, freedBytes: 0, expiredUploads: 0 };
     const cached: CachedBlob[] = [];
     const now = Date.now();
     for await (const digest of this.storage.blobs.digests()) {
@@ -91,10 +94,24 @@ export class ContentCollector {
         report.freedBytes += blob.size;
       }
     }
+    report.expiredUploads = await this.expireUploads();
     await this.storage.blobs.usage.save();
     this.log.info({ collection: report }, "content collection finished");
     this.metrics.collected(report);
     return report;
+  }
+
+  private async expireUploads(): Promise<number> {
+    let expired = 0;
+    const cutoff = Date.now() - this.options.uploadMaxAgeMs;
+    for (const id of await this.storage.uploads.ids()) {
+      const session = await this.storage.uploads.get(id);
+      if (session && Date.parse(session.startedAt) < cutoff) {
+        await this.storage.uploads.cancel(id);
+        expired++;
+      }
+    }
+    return expired;
   }
 
   /** Unlinks first, so a crash in between leaves an orphan blob (collected later), never a dangling link. */

@@ -42,7 +42,7 @@ describe("berth gc", () => {
 
     const result = await runBerth(["gc", "--berth", berth.url]);
     assert.equal(result.code, 0, result.stderr);
-    const summary = /^collected: \d+ blobs checked; 0 unreferenced deleted, (\d+) cached evicted, [\d.]+ KiB freed; 0 B hosted and ([\d.]+) KiB cached remain\n$/.exec(result.stdout);
+    const summary = /^collected: \d+ blobs checked; 0 unreferenced deleted, (\d+) cached evicted, [\d.]+ KiB freed, 0 abandoned uploads removed; 0 B hosted and ([\d.]+) KiB cached remain\n$/.exec(result.stdout);
     assert.ok(summary, result.stdout);
     assert.ok(Number(summary[1]) >= 2 && Number(summary[2]) <= 100, "least recently used blobs went until the cache fits 100 KiB");
     const left = await Promise.all(layers().map(async (digest) => (await berth.storage.blobs.size(Digest.parse(digest)!)) !== undefined));
@@ -51,7 +51,7 @@ describe("berth gc", () => {
     const json = await runBerth(["gc", "--berth", berth.url, "--json"]);
     assert.equal(json.code, 0, json.stderr);
     const report = JSON.parse(json.stdout) as Record<string, number>;
-    assert.deepEqual(Object.keys(report).sort(), ["blobs", "cacheBytes", "deletedUnreferenced", "evicted", "freedBytes", "hostedBytes"]);
+    assert.deepEqual(Object.keys(report).sort(), ["blobs", "cacheBytes", "deletedUnreferenced", "evicted", "expiredUploads", "freedBytes", "hostedBytes"]);
     assert.equal(report.evicted, 0, "nothing more to evict");
   });
 

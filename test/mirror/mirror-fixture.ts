@@ -8,7 +8,7 @@ import { startBerth, type Berth } from "../../server/server.js";
 /** An in-process berth on a free port over a temp storage root, mirroring the given upstreams. */
 export async function startMirror(upstreams: Record<string, unknown>[], extra: Record<string, unknown> = {}): Promise<Berth & { root: string; stop(): Promise<void> }> {
   const root = await mkdtemp(join(tmpdir(), "berth-mirror-"));
-  const config = parseConfig({ listen: "127.0.0.1:0", storage: { root }, upstreams, ...extra }, "test");
+  const config = parseConfig({ listen: "127.0.0.1:0", upstreams, ...extra, storage: { ...(extra.storage as object | undefined), root } }, "test");
   const berth = await startBerth(config, createLogger(process.env.BERTH_TEST_LOG ?? "silent"));
   return {
     ...berth,

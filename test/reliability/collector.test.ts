@@ -102,3 +102,21 @@ describe("content collection", () => {
     assert.deepEqual(await readdir(join(berth.root, "_tmp")), []);
   });
 });
+
+describe("abandoned uploads", () => {
+  it("removes upload sessions older than storage.uploadMaxAge, keeping younger ones", async () => {
+    const berth = await startMirror([], { storage: { uploadMaxAge: "1s" }, cache: { collectInterval: 0 } });
+    try {
+      const start = () => fetch(`${berth.url}/v2/hosted/app/blobs/uploads/`, { method: "POST" }).then((r) => r.headers.get("location")!);
+      const old = await start();
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      const young = await start();
+      const report = await berth.collector.run();
+      assert.equal(report.expiredUploads, 1);
+      assert.equal((await fetch(`${berth.url}${old}`)).status, 404);
+      assert.equal((await fetch(`${berth.url}${young}`)).status, 204);
+    } finally {
+      await berth.stop();
+    }
+  });
+});
