@@ -1,6 +1,7 @@
 import type { Readable } from "node:stream";
 import { Digest } from "../reference/digest.js";
-import { DigestMismatchError, SizeLimitError } from "../storage/blob-store.js";
+import { DigestMismatchError } from "../storage/blob-store.js";
+import { SizeLimitError } from "../storage/size-limit-error.js";
 import type { ByteRange } from "../storage/driver.js";
 import type { Descriptor } from "../storage/repository-metadata.js";
 import type { Storage } from "../storage/storage.js";

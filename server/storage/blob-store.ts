@@ -3,6 +3,8 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Digest, type DigestAlgorithm } from "../reference/digest.js";
 import { BlobUsage } from "./blob-usage.js";
+import { MeteredChunks } from "./metered-chunks.js";
+import { SizeLimitError } from "./size-limit-error.js";
 import type { ByteRange, ObjectStream, PendingObject, StorageDriver } from "./driver.js";
 
 /** Raised when content does not hash to the digest it was stored or fetched under. */
@@ -12,13 +14,6 @@ export class DigestMismatchError extends Error {
     readonly actual: Digest,
   ) {
     super(`content hashes to ${actual}, not ${expected}`);
-  }
-}
-
-/** Raised when content is larger than the caller allowed. */
-export class SizeLimitError extends Error {
-  constructor(readonly limit: number) {
-    super(`content exceeds ${limit} bytes`);
   }
 }
 
@@ -65,21 +60,11 @@ export class BlobStore {
     const algorithm: DigestAlgorithm = options.expected?.algorithm ?? "sha256";
     const hash = createHash(algorithm);
     const limit = options.maxSize ?? options.expectedSize;
-    let size = 0;
+    const metered = new MeteredChunks(limit, (chunk) => hash.update(chunk));
     const pending = await this.driver.createPending();
     try {
-      await pipeline(
-        source,
-        async function* (chunks: AsyncIterable<Buffer>) {
-          for await (const chunk of chunks) {
-            size += chunk.length;
-            if (limit !== undefined && size > limit) throw new SizeLimitError(limit);
-            hash.update(chunk);
-            yield chunk;
-          }
-        },
-        pending.stream,
-      );
+      await pipeline(source, metered.stage, pending.stream);
+      const size = metered.bytes;
       if (options.expectedSize !== undefined && size !== options.expectedSize) throw new SizeLimitError(options.expectedSize);
       const digest = Digest.fromHash(algorithm, hash);
       if (options.expected && !digest.equals(options.expected)) throw new DigestMismatchError(options.expected, digest);

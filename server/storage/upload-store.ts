@@ -3,7 +3,8 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { KeyedLock } from "../concurrency/keyed-lock.js";
 import { Digest } from "../reference/digest.js";
-import { BlobStore, DigestMismatchError, SizeLimitError } from "./blob-store.js";
+import { BlobStore, DigestMismatchError } from "./blob-store.js";
+import { MeteredChunks } from "./metered-chunks.js";
 import type { StorageDriver } from "./driver.js";
 
 export interface UploadSession {
@@ -70,29 +71,18 @@ export class UploadStore {
       const running = this.running.get(id);
       const hashing = running && running.bytes === session.size ? running : undefined;
       this.running.delete(id);
-      let written = 0;
+      const metered = new MeteredChunks(maxSize, (chunk) => hashing?.hash.update(chunk));
       const pending = await this.driver.createPending();
       try {
-        await pipeline(
-          source,
-          async function* (chunks: AsyncIterable<Buffer>) {
-            for await (const chunk of chunks) {
-              written += chunk.length;
-              if (maxSize !== undefined && written > maxSize) throw new SizeLimitError(maxSize);
-              hashing?.hash.update(chunk);
-              yield chunk;
-            }
-          },
-          pending.stream,
-        );
-        if (written > 0) await pending.commit(`${ROOT}/${id}/parts/${partName(session.size)}`);
+        await pipeline(source, metered.stage, pending.stream);
+        if (metered.bytes > 0) await pending.commit(`${ROOT}/${id}/parts/${partName(session.size)}`);
         else await pending.discard();
       } catch (err) {
         await pending.discard();
         throw err;
       }
-      if (hashing) this.running.set(id, { hash: hashing.hash, bytes: session.size + written });
-      return { ...session, size: session.size + written };
+      if (hashing) this.running.set(id, { hash: hashing.hash, bytes: session.size + metered.bytes });
+      return { ...session, size: session.size + metered.bytes };
     });
   }
 

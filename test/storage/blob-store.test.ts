@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { Digest } from "../../server/reference/digest.js";
-import { BlobStore, DigestMismatchError, SizeLimitError } from "../../server/storage/blob-store.js";
+import { BlobStore, DigestMismatchError } from "../../server/storage/blob-store.js";
+import { SizeLimitError } from "../../server/storage/size-limit-error.js";
 import { FilesystemDriver } from "../../server/storage/filesystem-driver.js";
 import { makeTempDir, type TempDir } from "../support/temp-dir.js";
 
