@@ -2,6 +2,8 @@ import type { Duplex, Readable } from "node:stream";
 import NodeCache from "node-cache";
 import { Agent, request, type Dispatcher } from "undici";
 import { NO_METRICS, type UpstreamMeter } from "../metrics/registry-metrics.js";
+import { closeSafeBodies } from "./close-safe-interceptor.js";
+import { guardProgress } from "./progress-guard.js";
 import { parseChallenge, type Challenge } from "./www-authenticate.js";
 import { retryAfterMs, UpstreamError } from "./upstream-error.js";
 
@@ -82,7 +84,7 @@ export class UpstreamClient {
       connections: 64,
     }),
   ) {
-    this.dispatcher = agent.compose(metered(meter));
+    this.dispatcher = agent.compose(closeSafeBodies(), metered(meter));
   }
 
   /**
@@ -109,7 +111,7 @@ export class UpstreamClient {
       await response.body.dump();
       return { digest, mediaType, size: length === undefined ? undefined : Number(length), anonymous };
     }
-    const bytes = await readLimited(response.body, MAX_MANIFEST_BYTES, this.describe(what));
+    const bytes = await readLimited(guardProgress(response.body, this.endpoint.readTimeoutMs, this.describe(what)), MAX_MANIFEST_BYTES, this.describe(what));
     return { digest, mediaType, size: bytes.length, bytes, anonymous };
   }
 
@@ -117,7 +119,8 @@ export class UpstreamClient {
     const { response, anonymous } = await this.send(repository, "GET", `/v2/${repository}/blobs/${digest}`, {});
     await this.expectOk(response, `blob ${repository}@${digest}`);
     const length = header(response, "content-length");
-    return { size: length === undefined ? undefined : Number(length), body: response.body, anonymous };
+    const body = guardProgress(response.body, this.endpoint.readTimeoutMs, this.describe(`blob ${repository}@${digest}`));
+    return { size: length === undefined ? undefined : Number(length), body, anonymous };
   }
 
   async blobSize(repository: string, digest: string): Promise<{ size?: number } & Provenance> {
