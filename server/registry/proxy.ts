@@ -86,7 +86,7 @@ export class ProxyRepository implements Repository {
     if (cached) return this.admitted(cached, cachedOnly);
     if (cachedOnly) throw manifestUnknown({ digest });
     this.refuseWhenOffline({ digest });
-    return this.fetchManifest(digest.toString(), digest, { digest });
+    return this.coalesced(digest.toString(), () => this.fetchManifest(digest.toString(), digest, { digest }));
   }
 
   private async manifestByTag(tag: string, cachedOnly: boolean): Promise<ManifestContent> {
@@ -103,6 +103,11 @@ export class ProxyRepository implements Repository {
       if (cachedOnly) throw manifestUnknown({ tag });
       this.refuseWhenOffline({ tag });
     }
+    return this.coalesced(tag, () => this.resolveTag(tag, entry));
+  }
+
+  /** Asks the upstream what `tag` is now; serves the cached digest when the upstream is down. */
+  private async resolveTag(tag: string, entry: { digest: Digest } | undefined): Promise<ManifestContent> {
     try {
       const head = await this.upstreamCall(() => this.client.manifest(this.upstreamName, tag, "HEAD"));
       const digest = head.digest ? Digest.parse(head.digest) : undefined;
@@ -130,6 +135,21 @@ export class ProxyRepository implements Repository {
       }
       throw this.translate(err, { tag });
     }
+  }
+
+  /**
+   * Runs an upstream manifest lookup, or joins the one in flight for the same reference,
+   * credentials and viewer: a burst of clients (or a storm while the upstream fails) costs one request.
+   */
+  private coalesced(reference: string, lookup: () => Promise<ManifestContent>): Promise<ManifestContent> {
+    let inFlight = manifestLookups.get(this.client);
+    if (!inFlight) manifestLookups.set(this.client, (inFlight = new Map()));
+    const key = `${this.requester.viewer ?? ""} ${this.upstreamName}:${reference}`;
+    const joined = inFlight.get(key);
+    if (joined) return joined;
+    const started = lookup().finally(() => inFlight.delete(key));
+    inFlight.set(key, started);
+    return started;
   }
 
   private trustsCachedTag(updated: Date): boolean {
@@ -418,6 +438,9 @@ export function referencedDigests(bytes: Buffer): Digest[] {
     return [];
   }
 }
+
+/** Upstream manifest lookups in flight, per upstream client (one per set of credentials), viewer and `repository:reference`. */
+const manifestLookups = new WeakMap<UpstreamClient, Map<string, Promise<ManifestContent>>>();
 
 function isOutage(err: unknown): boolean {
   return err instanceof UpstreamError && err.isOutage;
