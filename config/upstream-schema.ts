@@ -49,7 +49,7 @@ export const upstreamSchema = z
       .describe("In auth mode token: content fetched with credentials is served to another principal only after its own upstream access is confirmed. false shares everything cached with every principal policy lets pull."),
     accessConfirmationTTL: duration("5m").describe("How long a principal's confirmed upstream access to a piece of content is trusted before it is asked again."),
     connectTimeout: duration("10s").describe("Longest wait to connect to the upstream."),
-    readTimeout: duration("60s").describe("Longest wait for response headers, and between two chunks of a body."),
+    readTimeout: duration("60s").describe("Longest wait for response headers, and between two chunks of a body; a body delivering less than 64 KiB per period is cut as stalled."),
   })
   .strict()
   .transform((upstream, ctx) => {

@@ -28,7 +28,7 @@ export interface UpstreamEndpoint {
   /** Where berth fetches from. */
   url: string;
   connectTimeoutMs: number;
-  /** Longest wait for response headers, and between two chunks of a body. */
+  /** Longest wait for response headers, and between two chunks of a body; also the window of progress-guard.ts. */
   readTimeoutMs: number;
 }
 
