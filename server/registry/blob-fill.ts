@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { EventEmitter } from "node:events";
+import { EventEmitter, once } from "node:events";
 import { PassThrough, Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Digest } from "../reference/digest.js";
@@ -185,24 +185,33 @@ export class BlobFill extends EventEmitter {
       }
       const hash = createHash(this.digest.algorithm);
       const output = pending.stream;
+      let received = 0;
       for await (const chunk of bodyOf(upstream, this.digest)) {
-        if (this.size !== undefined && this.written + chunk.length > this.size) {
+        received += chunk.length;
+        if (this.size !== undefined && received > this.size) {
           upstream.body.destroy();
           throw new UpstreamError("corrupt", `blob ${this.digest}: upstream sent more than its Content-Length ${this.size}`);
         }
         hash.update(chunk);
-        await new Promise<void>((resolve, reject) => output.write(chunk, (err) => (err ? reject(err) : resolve())));
-        this.written += chunk.length;
-        this.change();
+        if (output.errored) throw output.errored;
+        // Queued rather than awaited one by one: the file stream batches the writes while the
+        // upstream keeps flowing (awaiting each cost a cold pull a third more CPU).
+        const queued = output.write(chunk, (err) => {
+          if (err) return;
+          this.written += chunk.length;
+          this.change();
+        });
+        if (!queued) await once(output, "drain");
       }
-      if (this.size !== undefined && this.written !== this.size) {
-        throw new UpstreamError("corrupt", `blob ${this.digest}: upstream sent ${this.written} of ${this.size} bytes`);
+      if (this.size !== undefined && received !== this.size) {
+        throw new UpstreamError("corrupt", `blob ${this.digest}: upstream sent ${received} of ${this.size} bytes`);
       }
       const actual = Digest.fromHash(this.digest.algorithm, hash);
       if (!actual.equals(this.digest)) {
         throw new UpstreamError("corrupt", `blob ${this.digest}: upstream bytes hash to ${actual}`);
       }
-      output.end();
+      // Every queued write on disk (and counted in `written`) before the blob is placed.
+      await new Promise<void>((resolve, reject) => output.end((err?: Error | null) => (err ? reject(err) : resolve())));
       await blobs.place(pending, this.digest);
       await hooks.onVerified();
       this.size = this.written;
