@@ -58,6 +58,11 @@ export class BerthProcess {
     return this.daemon.running;
   }
 
+  /** The current process's id (it changes with `restart`), e.g. to read its memory and descriptors from /proc. */
+  get pid(): number {
+    return this.daemon.pid;
+  }
+
   /** Resolves when the current process exits, however. */
   get exited(): Promise<DaemonExit> {
     return this.daemon.exited;
