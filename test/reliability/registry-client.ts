@@ -111,6 +111,28 @@ export function putManifest(base: string, repository: string, reference: string,
   });
 }
 
+/**
+ * Pushes blobs (each POST then PUT ?digest=, which every registry takes) and an image manifest
+ * naming the first as config and the rest as layers, under `tag`; returns the manifest's bytes.
+ */
+export async function pushImage(base: string, repository: string, tag: string, config: Buffer, layers: Buffer[]): Promise<Buffer> {
+  for (const blob of [config, ...layers]) {
+    const started = await http(`${base}/v2/${repository}/blobs/uploads/`, { method: "POST" });
+    if (started.status !== 202) throw new Error(`POST upload to ${base}: ${started.status}`);
+    const location = new URL(header(started, "location")!, base);
+    location.searchParams.set("digest", sha256(blob));
+    const put = await http(location.toString(), { method: "PUT", headers: { "content-length": blob.length }, body: blob });
+    if (put.status !== 201) throw new Error(`PUT upload to ${base}: ${put.status}`);
+  }
+  const manifest = imageManifest(
+    { digest: sha256(config), size: config.length },
+    layers.map((layer) => ({ digest: sha256(layer), size: layer.length })),
+  );
+  const put = await putManifest(base, repository, tag, manifest);
+  if (put.status !== 201) throw new Error(`PUT manifest to ${base}: ${put.status}`);
+  return manifest;
+}
+
 /** A small random config blob: what every image needs besides its layers. */
 export function configBlob(label: string): Buffer {
   return Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] }, config: { Labels: { label } } }));
