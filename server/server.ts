@@ -22,6 +22,7 @@ import { PlatformRegistry } from "./registry/platform-registry.js";
 import { MirrorVisibility } from "./registry/mirror-visibility.js";
 import { ProxyRepository, type Mirror, type Requester } from "./registry/proxy.js";
 import type { RequestedBy } from "./registry/registry.js";
+import { RecentManifests } from "./registry/recent-manifests.js";
 import { RoutingRegistry } from "./registry/routing-registry.js";
 import { RepositoryMetadata } from "./storage/repository-metadata.js";
 import { openFilesystemStorage, type Storage } from "./storage/storage.js";
@@ -162,6 +163,7 @@ async function createMirrors(config: BerthConfig, storage: Storage, fills: BlobF
       client,
       storage,
       cache: new RepositoryMetadata(storage.driver, `mirrors/${upstream.prefix}`),
+      recentManifests: new RecentManifests(),
       fills,
       backoff,
       tagLists: new NodeCache({ stdTTL: 30, useClones: false, checkperiod: 0 }),

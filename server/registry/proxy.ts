@@ -15,6 +15,7 @@ import { asRegistryError, RegistryError } from "./errors.js";
 import { blobUnknown, manifestUnknown } from "./hosted.js";
 import { parseManifest } from "./manifest.js";
 import type { MirrorVisibility } from "./mirror-visibility.js";
+import type { RecentManifests } from "./recent-manifests.js";
 import type { BlobContent, ManifestContent, ManifestReference, ManifestRequest, PutManifestResult, Repository, RequestedBy } from "./registry.js";
 
 /** What every repository of one upstream shares. */
@@ -24,6 +25,8 @@ export interface Mirror {
   storage: Storage;
   /** Metadata of what was mirrored from this upstream (tags, manifest and blob links). */
   cache: RepositoryMetadata;
+  /** Manifests served lately, kept in memory while they stay linked in `cache`. */
+  recentManifests: RecentManifests;
   fills: BlobFills;
   backoff: UpstreamBackoff;
   tagLists: NodeCache;
@@ -166,12 +169,21 @@ export class ProxyRepository implements Repository {
   }
 
   private async cachedManifest(digest: Digest): Promise<ManifestContent | undefined> {
+    const recent = this.mirror.recentManifests.get(this.upstreamName, digest);
+    // Still linked means still stored: the collector unlinks a manifest before it deletes it.
+    if (recent && (await this.mirror.cache.hasManifest(this.upstreamName, digest))) {
+      this.mirror.meter.cacheHit("manifest");
+      return recent;
+    }
+    if (recent) this.mirror.recentManifests.forget(this.upstreamName, digest);
     const record = await this.mirror.cache.manifest(this.upstreamName, digest);
     if (!record) return undefined;
     const bytes = await this.mirror.storage.blobs.read(digest);
     if (!bytes) return undefined;
     this.mirror.meter.cacheHit("manifest");
-    return { digest, mediaType: record.mediaType, bytes };
+    const manifest = { digest, mediaType: record.mediaType, bytes };
+    this.mirror.recentManifests.remember(this.upstreamName, manifest);
+    return manifest;
   }
 
   private async fetchManifest(reference: string, expected: Digest | undefined, asked: ManifestReference): Promise<ManifestContent> {

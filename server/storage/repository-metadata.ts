@@ -60,6 +60,10 @@ export class RepositoryMetadata {
     return data && (JSON.parse(data.toString("utf8")) as ManifestRecord);
   }
 
+  async hasManifest(repository: string, digest: Digest): Promise<boolean> {
+    return (await this.driver.stat(this.manifestPath(repository, digest))) !== undefined;
+  }
+
   async unlinkManifest(repository: string, digest: Digest): Promise<void> {
     await this.driver.delete(this.manifestPath(repository, digest));
   }
