@@ -13,27 +13,37 @@ const SLOT_BYTES = 512 * 1024;
  * many clients downloading large blobs that garbage kept the GC busier than the copying.
  */
 export async function sendFileRange(handle: FileHandle, first: number, last: number, destination: Writable): Promise<void> {
-  const done = finished(destination);
-  done.catch(() => {}); // observed by the races below; a client that leaves is no unhandled rejection
   const length = last + 1 - first;
   const buffers = Array.from({ length: Math.min(SLOTS, Math.ceil(length / SLOT_BYTES)) }, () => Buffer.allocUnsafeSlow(Math.min(SLOT_BYTES, length)));
   const writes: (Promise<void> | undefined)[] = [];
   let position = first;
   for (let slot = 0; position <= last; slot = (slot + 1) % buffers.length) {
-    if (writes[slot]) await Promise.race([writes[slot], done]);
+    await writes[slot];
     const buffer = buffers[slot];
     const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, last + 1 - position), position);
     if (bytesRead === 0) throw new Error(`file ended at byte ${position}, before byte ${last}`);
     position += bytesRead;
-    writes[slot] = write(destination, buffer.subarray(0, bytesRead));
+    const written = writeChunk(destination, buffer.subarray(0, bytesRead));
+    written.catch(() => {}); // observed when its slot comes round again or at the end
+    writes[slot] = written;
   }
-  await Promise.race([Promise.all(writes), done]);
+  await Promise.all(writes);
   destination.end();
-  await done;
+  await finished(destination);
 }
 
-function write(destination: Writable, chunk: Buffer): Promise<void> {
-  const written = new Promise<void>((resolve, reject) => destination.write(chunk, (err) => (err ? reject(err) : resolve())));
-  written.catch(() => {}); // observed when its slot comes round again or at the end
-  return written;
+/**
+ * Writes one chunk; resolves once the destination has taken it (the chunk may then be
+ * reused), rejects if the write fails or the destination closes first.
+ */
+export function writeChunk(destination: Writable, chunk: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const closed = () => reject(new Error("the destination closed before it took the chunk"));
+    destination.once("close", closed);
+    destination.write(chunk, (err) => {
+      destination.off("close", closed);
+      if (err) reject(err);
+      else resolve();
+    });
+  });
 }
