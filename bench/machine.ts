@@ -2,7 +2,7 @@ import { availableParallelism, cpus, release, totalmem } from "node:os";
 import { runCommand } from "../test/support/command.js";
 
 /** The Debian packages whose versions the figures depend on. */
-const PACKAGES = ["docker-registry", "nginx-light", "nginx", "wrk", "skopeo", "curl"];
+const PACKAGES = ["docker-registry", "nginx-light", "nginx", "wrk", "apache2-utils", "skopeo", "curl"];
 
 /** What the figures were measured on, as `name: value` lines. */
 export async function describeMachine(): Promise<[string, string][]> {

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the benchmarks drive, from Debian packages: the test peers (docker-registry,
-# skopeo, ...), nginx (the static-file limit) and wrk. Makes sure no packaged nginx service
-# keeps running (each benchmark starts its own on a free loopback port). Idempotent; needs
-# root only when something is missing.
+# skopeo, ...), nginx (the static-file limit), wrk, ab (apache2-utils, for HEAD load) and curl.
+# Makes sure no packaged nginx service keeps running (each benchmark starts its own on a free
+# loopback port). Idempotent; needs root only when something is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash test/setup/install-peers.sh
@@ -11,6 +11,7 @@ need=()
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v wrk >/dev/null || need+=(wrk)
 command -v curl >/dev/null || need+=(curl)
+command -v ab >/dev/null || need+=(apache2-utils)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then echo "bench/setup: need root to install ${need[*]}" >&2; exit 1; fi
   export DEBIAN_FRONTEND=noninteractive
