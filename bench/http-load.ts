@@ -40,7 +40,7 @@ async function runWrk(url: string, options: LoadOptions): Promise<LoadResult> {
   return parseWrkOutput(stdout);
 }
 
-export function parseWrkOutput(output: string): LoadResult {
+function parseWrkOutput(output: string): LoadResult {
   const rps = /^Requests\/sec:\s+([\d.]+)/m.exec(output);
   const p50 = /^\s+50%\s+([\d.]+)(us|ms|s)\b/m.exec(output);
   const p99 = /^\s+99%\s+([\d.]+)(us|ms|s)\b/m.exec(output);
