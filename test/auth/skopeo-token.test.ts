@@ -77,6 +77,29 @@ describe("skopeo against a token-mode berth", () => {
     for (const layer of image.manifests[0].layers) assert.equal(pulled.blobs.get(layer.digest), layer.digest);
   });
 
+  it("pulls with what a kubelet-style run of berth-credential-provider answers for berth.example:5000/team/kubelet-app, until it expires", async () => {
+    const push = await helperCredential();
+    await skopeo(["copy", "--quiet", "--dest-tls-verify=false", "--dest-creds", `${push.username}:${push.secret}`, image.source, `docker://${berth.host}/team/kubelet-app:v1`], env);
+    // As the kubelet runs it: provider args and env, one CredentialProviderRequest line on stdin, one document on stdout.
+    const request = { kind: "CredentialProviderRequest", apiVersion: "credentialprovider.kubelet.k8s.io/v1", image: "berth.example:5000/team/kubelet-app" };
+    const run = await runPlugin(bin, "berth-credential-provider", ["--username=ci", "--registry=berth.example:5000"], cleanEnv({ BERTH_URL: berth.url, BERTH_PASSWORD: CI_PASSWORD }), `${JSON.stringify(request)}\n`);
+    assert.equal(run.code, 0, run.stderr);
+    const response = JSON.parse(run.stdout) as { apiVersion: string; auth: Record<string, { username: string; password: string }> };
+    assert.equal(response.apiVersion, request.apiVersion);
+    const { username, password } = response.auth["berth.example:5000"];
+    const expiresAt = decodeToken(password).payload.exp as number;
+
+    // The node resolves berth.example:5000 to berth; skopeo presents what the runtime was handed.
+    const creds = `${username}:${password}`;
+    await skopeo(["copy", "--quiet", "--src-tls-verify=false", "--src-creds", creds, `docker://${berth.host}/team/kubelet-app:v1`, `dir:${join(work.path, "pulled-kubelet")}`], env);
+    assert.equal((await readDirImage(join(work.path, "pulled-kubelet"))).manifestDigest, image.digest);
+
+    const waitMs = (expiresAt + 1) * 1000 - Date.now();
+    if (waitMs > 0) await sleep(waitMs);
+    const late = await skopeoFails(["copy", "--quiet", "--src-tls-verify=false", "--src-creds", creds, `docker://${berth.host}/team/kubelet-app:v1`, `dir:${join(work.path, "pulled-kubelet-late")}`], env);
+    assert.match(late.stderr, /unauthorized|invalid refresh token/i);
+  });
+
   it("refuses skopeo without credentials, and with credentials that do not grant the repository", async () => {
     const none = join(work.path, "auth-none.json");
     await writeFile(none, "{}");
