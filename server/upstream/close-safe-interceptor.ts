@@ -1,5 +1,4 @@
-import type { Duplex } from "node:stream";
-import type { Dispatcher } from "undici";
+import { DecoratorHandler, type Dispatcher } from "undici";
 
 /** How far a reader may fall behind a response that ends with the connection before it is aborted. */
 export const MAX_UNREAD_BYTES = 64 * 1024 * 1024;
@@ -18,7 +17,7 @@ export function closeSafeBodies(maxUnreadBytes = MAX_UNREAD_BYTES): Dispatcher.D
   return (dispatch) => (options, handler) => dispatch(options, new CloseSafeHandler(handler, maxUnreadBytes));
 }
 
-class CloseSafeHandler implements Dispatcher.DispatchHandlers {
+class CloseSafeHandler extends DecoratorHandler {
   private endsWithClose = false;
   /** Bytes handed to a reader that asked for a pause and has not resumed since. */
   private unread = 0;
@@ -27,7 +26,9 @@ class CloseSafeHandler implements Dispatcher.DispatchHandlers {
   constructor(
     private readonly handler: Dispatcher.DispatchHandlers,
     private readonly maxUnreadBytes: number,
-  ) {}
+  ) {
+    super(handler);
+  }
 
   onConnect(abort: (err?: Error) => void): void {
     this.abort = abort;
@@ -62,25 +63,5 @@ class CloseSafeHandler implements Dispatcher.DispatchHandlers {
       this.abort(new Error(`the reader fell more than ${this.maxUnreadBytes} bytes behind a response that ends with its connection`));
     }
     return true;
-  }
-
-  onError(err: Error): void {
-    this.handler.onError?.(err);
-  }
-
-  onUpgrade(statusCode: number, headers: Buffer[] | string[] | null, socket: Duplex): void {
-    this.handler.onUpgrade?.(statusCode, headers, socket);
-  }
-
-  onResponseStarted(): void {
-    this.handler.onResponseStarted?.();
-  }
-
-  onComplete(trailers: string[] | null): void {
-    this.handler.onComplete?.(trailers);
-  }
-
-  onBodySent(chunkSize: number, totalBytesSent: number): void {
-    this.handler.onBodySent?.(chunkSize, totalBytesSent);
   }
 }

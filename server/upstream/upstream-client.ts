@@ -1,6 +1,6 @@
-import type { Duplex, Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import NodeCache from "node-cache";
-import { Agent, request, type Dispatcher } from "undici";
+import { Agent, DecoratorHandler, request, type Dispatcher } from "undici";
 import { NO_METRICS, type UpstreamMeter } from "../metrics/registry-metrics.js";
 import { closeSafeBodies } from "./close-safe-interceptor.js";
 import { guardProgress } from "./progress-guard.js";
@@ -278,14 +278,16 @@ function metered(meter: UpstreamMeter): Dispatcher.DispatcherComposeInterceptor 
   return (dispatch) => (options, handler) => dispatch(options, new MeteredHandler(handler, meter));
 }
 
-class MeteredHandler implements Dispatcher.DispatchHandlers {
+class MeteredHandler extends DecoratorHandler {
   private readonly started = performance.now();
   private answered = false;
 
   constructor(
     private readonly handler: Dispatcher.DispatchHandlers,
     private readonly meter: UpstreamMeter,
-  ) {}
+  ) {
+    super(handler);
+  }
 
   onHeaders(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean {
     this.answered = true;
@@ -301,26 +303,6 @@ class MeteredHandler implements Dispatcher.DispatchHandlers {
   onError(err: Error): void {
     if (!this.answered) this.meter.request(0, (performance.now() - this.started) / 1000);
     this.handler.onError?.(err);
-  }
-
-  onConnect(abort: (err?: Error) => void): void {
-    this.handler.onConnect?.(abort);
-  }
-
-  onUpgrade(statusCode: number, headers: Buffer[] | string[] | null, socket: Duplex): void {
-    this.handler.onUpgrade?.(statusCode, headers, socket);
-  }
-
-  onResponseStarted(): void {
-    this.handler.onResponseStarted?.();
-  }
-
-  onComplete(trailers: string[] | null): void {
-    this.handler.onComplete?.(trailers);
-  }
-
-  onBodySent(chunkSize: number, totalBytesSent: number): void {
-    this.handler.onBodySent?.(chunkSize, totalBytesSent);
   }
 }
 
