@@ -1,5 +1,5 @@
 import { createPublicKey, type KeyObject } from "node:crypto";
-import { createServer, type Server } from "node:http";
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join, relative } from "node:path";
@@ -14,6 +14,7 @@ import { createTokenRoutes } from "../../server/http/token-routes.js";
 import { HostedRegistry } from "../../server/registry/hosted-registry.js";
 import { openFilesystemStorage } from "../../server/storage/storage.js";
 import { makeTempDir, type TempDir } from "../support/temp-dir.js";
+import { closeServer } from "../support/close-server.js";
 
 /** A clock the auth code reads; tests move it instead of sleeping. */
 export class TestClock {
@@ -88,13 +89,6 @@ async function serve(dir: TempDir, authConfig: Record<string, unknown>, clock: T
       await dir.remove();
     },
   };
-}
-
-function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections();
-  });
 }
 
 export interface TokenAnswer {

@@ -1,4 +1,4 @@
-import { createServer, type Server } from "node:http";
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import pino from "pino";
 import supertest from "supertest";
@@ -7,6 +7,7 @@ import { createApp } from "../../server/http/app.js";
 import { HostedRegistry } from "../../server/registry/hosted-registry.js";
 import { openFilesystemStorage, type Storage } from "../../server/storage/storage.js";
 import { makeTempDir, type TempDir } from "./temp-dir.js";
+import { closeServer } from "./close-server.js";
 
 /**
  * berth's express app over hosted repositories in a temp-dir store, served on a loopback
@@ -67,11 +68,4 @@ async function serve(dir: TempDir, options: HostedAppOptions): Promise<HostedApp
       await dir.remove();
     },
   };
-}
-
-function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections();
-  });
 }
