@@ -6,15 +6,9 @@ import { MIRROR_PREFIX, QuietBerth } from "../quiet-berth.js";
 import { ratio, rotated } from "../report.js";
 import type { Scenario, TargetCheck } from "../scenario.js";
 import { measureLoad, type LoadResult } from "../http-load.js";
+import { CONTAINERD_ACCEPT } from "../../test/support/containerd.js";
 
-/** What containerd sends when it resolves a tag: every manifest type it can take. */
-const ACCEPT = [
-  "application/vnd.docker.distribution.manifest.v2+json",
-  "application/vnd.docker.distribution.manifest.list.v2+json",
-  "application/vnd.oci.image.manifest.v1+json",
-  "application/vnd.oci.image.index.v1+json",
-  "*/*",
-].join(", ");
+const ACCEPT = CONTAINERD_ACCEPT.join(", ");
 
 const SYSTEMS = ["Distribution", "Distribution proxy", "berth"] as const;
 

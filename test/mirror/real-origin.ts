@@ -8,6 +8,7 @@ import { OriginRegistry, type OriginAuth } from "../support/origin-registry.js";
 import { skopeoCopy, type SkopeoCopyOptions } from "../support/skopeo.js";
 import { makeTempDir } from "../support/temp-dir.js";
 import { TokenIssuer } from "../support/token-issuer.js";
+import { CONTAINERD_ACCEPT } from "../support/containerd.js";
 
 /** The path prefix berth serves the origin under (its host has a port): `/v2/origin/<repo>/...`. */
 export const ORIGIN_PREFIX = "origin";
@@ -15,14 +16,6 @@ export const ORIGIN_PREFIX = "origin";
 export const AMD64 = { os: "linux", architecture: "amd64" };
 export const ARM64 = { os: "linux", architecture: "arm64", variant: "v8" };
 
-/** What containerd sends when it resolves a tag (DESIGN §7). */
-const CONTAINERD_ACCEPT = [
-  "application/vnd.docker.distribution.manifest.v2+json",
-  "application/vnd.docker.distribution.manifest.list.v2+json",
-  "application/vnd.oci.image.manifest.v1+json",
-  "application/vnd.oci.image.index.v1+json",
-  "*/*",
-].join(", ");
 
 /** berth's config with `origin` as its one upstream (`host`, `url`, prefix `origin`), plus `upstream` keys and top-level `config` keys. */
 export function mirrorOf(origin: OriginRegistry, upstream: Record<string, unknown> = {}, config: Record<string, unknown> = {}): Record<string, unknown> {
@@ -170,7 +163,7 @@ export interface ManifestAnswer {
 
 /** `GET <berth>/v2/<path>` with containerd's Accept; `query` e.g. `ns=HOST`. */
 export async function getManifest(berth: BerthProcess, path: string, query = ""): Promise<ManifestAnswer> {
-  const response = await fetch(`${berth.url}/v2/${path}${query ? `?${query}` : ""}`, { headers: { Accept: CONTAINERD_ACCEPT }, signal: AbortSignal.timeout(60_000) });
+  const response = await fetch(`${berth.url}/v2/${path}${query ? `?${query}` : ""}`, { headers: { Accept: CONTAINERD_ACCEPT.join(", ") }, signal: AbortSignal.timeout(60_000) });
   const body = Buffer.from(await response.arrayBuffer());
   const answer: ManifestAnswer = {
     status: response.status,

@@ -3,6 +3,7 @@ import type { OriginRegistry } from "../support/origin-registry.js";
 import { readDirImage, type DirImage } from "../support/dir-image.js";
 import { skopeoCopy, type SkopeoCopyOptions } from "../support/skopeo.js";
 import { makeTempDir } from "../support/temp-dir.js";
+import { CONTAINERD_ACCEPT } from "../support/containerd.js";
 
 /** The path prefix berth serves the origin under: `/v2/origin/<repo>/...` (skopeo, podman, curl). */
 export const ORIGIN_PREFIX = "origin";
@@ -11,7 +12,7 @@ export const AMD64 = { os: "linux", architecture: "amd64" };
 export const ARM64 = { os: "linux", architecture: "arm64", variant: "v8" };
 
 /** What containerd sends when it resolves a tag (DESIGN §7): every manifest and index type, and the wildcard. */
-export const CONTAINERD_ACCEPT = [MEDIA_TYPES.dockerManifest, MEDIA_TYPES.dockerManifestList, MEDIA_TYPES.ociManifest, MEDIA_TYPES.ociIndex, "*/*"];
+export { CONTAINERD_ACCEPT };
 
 /** What an old docker client sends: image manifests only, no index type. */
 export const INDEXLESS_ACCEPT = [MEDIA_TYPES.dockerManifest];

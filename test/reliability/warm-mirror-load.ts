@@ -5,16 +5,9 @@ import { mirrorOf, ORIGIN_PREFIX } from "../mirror/real-origin.js";
 import { runPullLoad, type PullLoadReport, type PullRequest } from "./pull-load.js";
 import { configBlob, getVerified, pushImage } from "./registry-client.js";
 import { sha256 } from "./store-audit.js";
+import { CONTAINERD_ACCEPT } from "../support/containerd.js";
 
 const REPOSITORY = "load/app";
-/** What containerd sends when it resolves a tag (DESIGN §7). */
-const CONTAINERD_ACCEPT = [
-  "application/vnd.docker.distribution.manifest.v2+json",
-  "application/vnd.docker.distribution.manifest.list.v2+json",
-  "application/vnd.oci.image.manifest.v1+json",
-  "application/vnd.oci.image.index.v1+json",
-  "*/*",
-].join(", ");
 
 /**
  * A berth process mirroring a real origin (CNCF Distribution) with one image cached (config,
@@ -31,7 +24,7 @@ export async function runWarmMirrorLoad(connections: number, durationMs: number)
     const manifest = await pushImage(origin.url, REPOSITORY, "v1", config, [small, large]);
     berth = await BerthProcess.start({ config: mirrorOf(origin) });
     const base = `/v2/${ORIGIN_PREFIX}/${REPOSITORY}`;
-    const accept = { accept: CONTAINERD_ACCEPT };
+    const accept = { accept: CONTAINERD_ACCEPT.join(", ") };
     const blob = (content: Buffer) => `${base}/blobs/${sha256(content)}`;
     await getVerified(`${berth.url}${base}/manifests/v1`, sha256(manifest), accept);
     for (const content of [config, small, large]) await getVerified(`${berth.url}${blob(content)}`, sha256(content));

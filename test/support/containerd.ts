@@ -4,6 +4,15 @@ import { runCommand } from "./command.js";
 import { Daemon } from "./daemon.js";
 import { makeTempDir, type TempDir } from "./temp-dir.js";
 
+/** The manifest types containerd accepts when it resolves a tag (DESIGN §7), in its order. */
+export const CONTAINERD_ACCEPT: readonly string[] = [
+  "application/vnd.docker.distribution.manifest.v2+json",
+  "application/vnd.docker.distribution.manifest.list.v2+json",
+  "application/vnd.oci.image.manifest.v1+json",
+  "application/vnd.oci.image.index.v1+json",
+  "*/*",
+];
+
 /** One `[host."URL"]` entry of a containerd hosts.toml: a mirror tried before the registry itself. */
 export interface MirrorHost {
   /** e.g. `http://127.0.0.1:PORT`, or `http://127.0.0.1:PORT/v2/PREFIX` with `overridePath`. */
