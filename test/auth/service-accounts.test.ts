@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import jwt from "jsonwebtoken";
 import { makeTempDir } from "../support/temp-dir.js";
-import { decodeToken, startTokenBerth, TestClock, type TokenAnswer, type TokenBerth } from "./token-fixture.js";
+import { decodeToken, startTokenBerth, TestClock, type TokenBerth } from "./token-fixture.js";
+import type { TokenResponse } from "../../server/auth/token-service.js";
 
 const ISSUER = "https://kubernetes.default.svc.cluster.local";
 
@@ -49,7 +50,7 @@ class ClusterIssuer {
 
 const POLICY = [{ roles: ["serviceaccount"], repositories: ["{tenant}/**"], actions: ["pull"] }];
 
-async function exchange(berth: TokenBerth, saToken: string, scope: string): Promise<{ status: number; body: TokenAnswer & { errors?: { code: string }[] } }> {
+async function exchange(berth: TokenBerth, saToken: string, scope: string): Promise<{ status: number; body: TokenResponse & { errors?: { code: string }[] } }> {
   const res = await berth
     .request()
     .post("/token")

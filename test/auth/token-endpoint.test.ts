@@ -6,7 +6,8 @@ import { after, before, describe, it } from "node:test";
 import jwt from "jsonwebtoken";
 import { runCommand } from "../support/command.js";
 import { makeTempDir } from "../support/temp-dir.js";
-import { bcryptHash, decodeToken, getToken, jwkKey, startTokenBerth, type TokenAnswer, type TokenBerth } from "./token-fixture.js";
+import { bcryptHash, decodeToken, getToken, jwkKey, startTokenBerth, type TokenBerth } from "./token-fixture.js";
+import type { TokenResponse } from "../../server/auth/token-service.js";
 
 const CI = { username: "ci", password: "ci-secret" };
 const NODE = { username: "node-1", password: "node-secret" };
@@ -37,7 +38,7 @@ describe("/token (Docker token auth spec)", () => {
     const res = await berth.request().get("/token?service=berth&scope=repository:team-a/app:pull").auth(CI.username, CI.password).expect(200);
     assert.match(res.headers["content-type"], /^application\/json/);
     assert.equal(res.headers["cache-control"], "no-store");
-    const body = res.body as TokenAnswer;
+    const body = res.body as TokenResponse;
     assert.equal(body.token, body.access_token);
     assert.equal(body.expires_in, 300);
     assert.match(body.issued_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
@@ -104,7 +105,7 @@ describe("/token (Docker token auth spec)", () => {
       .type("form")
       .send(form({ grant_type: "password", username: NODE.username, password: NODE.password, service: "berth", client_id: "containerd-client", scope: "repository:team-a/app:pull,push repository:team-b/x:pull" }))
       .expect(200);
-    const body = res.body as TokenAnswer;
+    const body = res.body as TokenResponse;
     assert.equal(body.access_token, body.token);
     assert.equal(body.scope, "repository:team-a/app:pull repository:team-b/x:pull");
     assert.equal(body.refresh_token, undefined, "no refresh token without access_type=offline");
@@ -139,7 +140,7 @@ describe("/token (Docker token auth spec)", () => {
   it("accepts a refresh token as the password of GET Basic and of the password grant (what runtimes do with plugin credentials)", async () => {
     const { refresh_token } = (
       await berth.request().get("/token?service=berth&offline_token=true").auth(NODE.username, NODE.password).expect(200)
-    ).body as TokenAnswer;
+    ).body as TokenResponse;
     assert.ok(refresh_token);
     const viaGet = await getToken(berth, ["repository:any/thing:pull"], { username: "berth-token", password: refresh_token });
     assert.equal(decodeToken(viaGet.token).payload.sub, "node-1");

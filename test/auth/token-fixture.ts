@@ -1,6 +1,4 @@
 import { createPublicKey, type KeyObject } from "node:crypto";
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join, relative } from "node:path";
 import bcrypt from "bcryptjs";
@@ -14,7 +12,8 @@ import { createTokenRoutes } from "../../server/http/token-routes.js";
 import { HostedRegistry } from "../../server/registry/hosted-registry.js";
 import { openFilesystemStorage } from "../../server/storage/storage.js";
 import { makeTempDir, type TempDir } from "../support/temp-dir.js";
-import { closeServer } from "../support/close-server.js";
+import { listenOnLoopback } from "../support/loopback-server.js";
+import type { TokenResponse } from "../../server/auth/token-service.js";
 
 /** A clock the auth code reads; tests move it instead of sleeping. */
 export class TestClock {
@@ -65,14 +64,7 @@ async function serve(dir: TempDir, authConfig: Record<string, unknown>, clock: T
     ready: async () => true,
     tokenRoutes: createTokenRoutes(auth.tokenService!, log),
   });
-  const server = createServer(app);
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  let stopped: Promise<void> | undefined;
-  const stop = () => (stopped ??= closeServer(server));
+  const { url, stop } = await listenOnLoopback(app);
   return {
     url,
     host: new URL(url).host,
@@ -91,24 +83,15 @@ async function serve(dir: TempDir, authConfig: Record<string, unknown>, clock: T
   };
 }
 
-export interface TokenAnswer {
-  token: string;
-  access_token: string;
-  expires_in: number;
-  issued_at: string;
-  scope: string;
-  refresh_token?: string;
-  refresh_expires_in?: number;
-}
 
 /** GET /token with Basic credentials (or none) and repeated scopes; expects 200. */
-export async function getToken(berth: TokenBerth, scopes: string[], credentials?: { username: string; password: string }): Promise<TokenAnswer> {
+export async function getToken(berth: TokenBerth, scopes: string[], credentials?: { username: string; password: string }): Promise<TokenResponse> {
   const query = new URLSearchParams([["service", "berth"], ...scopes.map((s) => ["scope", s])]);
   const request = berth.request().get(`/token?${query}`);
   if (credentials) request.auth(credentials.username, credentials.password);
   const res = await request;
   if (res.status !== 200) throw new Error(`GET /token answered ${res.status}: ${res.text}`);
-  return res.body as TokenAnswer;
+  return res.body as TokenResponse;
 }
 
 /** The JWT's header and claims, unverified (the test inspects what berth signed). */

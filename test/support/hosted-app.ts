@@ -1,5 +1,3 @@
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import pino from "pino";
 import supertest from "supertest";
 import { OpenAccess, type AccessController } from "../../server/auth/access.js";
@@ -7,7 +5,7 @@ import { createApp } from "../../server/http/app.js";
 import { HostedRegistry } from "../../server/registry/hosted-registry.js";
 import { openFilesystemStorage, type Storage } from "../../server/storage/storage.js";
 import { makeTempDir, type TempDir } from "./temp-dir.js";
-import { closeServer } from "./close-server.js";
+import { listenOnLoopback } from "./loopback-server.js";
 
 /**
  * berth's express app over hosted repositories in a temp-dir store, served on a loopback
@@ -45,14 +43,7 @@ async function serve(dir: TempDir, options: HostedAppOptions): Promise<HostedApp
     log: pino({ level: "silent" }),
     ready: async () => true,
   });
-  const server = createServer(app);
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  let stopped: Promise<void> | undefined;
-  const stop = () => (stopped ??= closeServer(server));
+  const { url, stop } = await listenOnLoopback(app);
   return {
     root: dir.path,
     storage,
