@@ -4,6 +4,7 @@ import { Digest } from "../reference/digest.js";
 import { BlobStore } from "../storage/blob-store.js";
 import type { RepositoryMetadata } from "../storage/repository-metadata.js";
 import type { Storage } from "../storage/storage.js";
+import { referencedDigests } from "./manifest.js";
 
 export interface CollectorOptions {
   /** Cap on mirrored content that no hosted manifest references; 0 = unbounded. */
@@ -133,7 +134,7 @@ export class ContentCollector {
       for (const digest of await metadata.manifests(repository)) {
         keep.add(digest.toString());
         const bytes = await this.storage.blobs.read(digest);
-        if (bytes) for (const referenced of referencedDigests(bytes)) keep.add(referenced);
+        if (bytes) for (const referenced of referencedDigests(bytes)) keep.add(referenced.toString());
       }
     }
     return keep;
@@ -152,16 +153,5 @@ export class ContentCollector {
       }
     }
     return links;
-  }
-}
-
-/** Digests a manifest or index points at: config, layers, child manifests. */
-function referencedDigests(bytes: Buffer): string[] {
-  try {
-    const body = JSON.parse(bytes.toString("utf8")) as { config?: { digest?: unknown }; layers?: { digest?: unknown }[]; manifests?: { digest?: unknown }[] };
-    const descriptors = [body.config, ...(Array.isArray(body.layers) ? body.layers : []), ...(Array.isArray(body.manifests) ? body.manifests : [])];
-    return descriptors.map((d) => d?.digest).filter((d): d is string => typeof d === "string" && Digest.parse(d) !== undefined);
-  } catch {
-    return [];
   }
 }

@@ -122,3 +122,14 @@ function isStringArray(value: unknown): value is string[] {
 function invalid(message: string): RegistryError {
   return new RegistryError("MANIFEST_INVALID", message);
 }
+
+/** Digests a manifest or index points at: config, layers, child manifests. */
+export function referencedDigests(bytes: Buffer): Digest[] {
+  try {
+    const body = JSON.parse(bytes.toString("utf8")) as { config?: { digest?: unknown }; layers?: { digest?: unknown }[]; manifests?: { digest?: unknown }[] };
+    const descriptors = [body.config, ...(Array.isArray(body.layers) ? body.layers : []), ...(Array.isArray(body.manifests) ? body.manifests : [])];
+    return descriptors.flatMap((d) => (typeof d?.digest === "string" ? [Digest.parse(d.digest)].filter((x): x is Digest => x !== undefined) : []));
+  } catch {
+    return [];
+  }
+}

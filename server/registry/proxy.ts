@@ -13,7 +13,7 @@ import { UpstreamError } from "../upstream/upstream-error.js";
 import type { BlobFills } from "./blob-fill.js";
 import { asRegistryError, RegistryError } from "./errors.js";
 import { blobUnknown, manifestUnknown } from "./hosted.js";
-import { parseManifest } from "./manifest.js";
+import { parseManifest, referencedDigests } from "./manifest.js";
 import type { MirrorVisibility } from "./mirror-visibility.js";
 import type { RecentManifests } from "./recent-manifests.js";
 import type { BlobContent, ManifestContent, ManifestReference, ManifestRequest, PutManifestResult, Repository, RequestedBy } from "./registry.js";
@@ -440,16 +440,6 @@ export class ProxyRepository implements Repository {
   }
 }
 
-/** Digests a manifest or index points at: config, layers, child manifests. */
-export function referencedDigests(bytes: Buffer): Digest[] {
-  try {
-    const body = JSON.parse(bytes.toString("utf8")) as { config?: { digest?: unknown }; layers?: { digest?: unknown }[]; manifests?: { digest?: unknown }[] };
-    const descriptors = [body.config, ...(Array.isArray(body.layers) ? body.layers : []), ...(Array.isArray(body.manifests) ? body.manifests : [])];
-    return descriptors.flatMap((d) => (typeof d?.digest === "string" ? [Digest.parse(d.digest)].filter((x): x is Digest => x !== undefined) : []));
-  } catch {
-    return [];
-  }
-}
 
 /** Upstream manifest lookups in flight, per upstream client (one per set of credentials), viewer and `repository:reference`. */
 const manifestLookups = new WeakMap<UpstreamClient, Map<string, Promise<ManifestContent>>>();
