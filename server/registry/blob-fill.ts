@@ -36,21 +36,17 @@ export class BlobFill extends EventEmitter {
   ) {
     super();
     this.setMaxListeners(0);
-    this.sized = new Promise((resolve) => {
+    this.sized = this.becomes((fill) => fill.size !== undefined || fill.state !== "fetching");
+    this.finished = this.becomes((fill) => fill.state !== "fetching");
+  }
+
+  /** Resolves at the first change after which `reached` holds. */
+  private becomes(reached: (fill: BlobFill) => boolean): Promise<void> {
+    return new Promise((resolve) => {
       const check = () => {
-        if (this.size !== undefined || this.state !== "fetching") {
-          this.off("change", check);
-          resolve();
-        }
-      };
-      this.on("change", check);
-    });
-    this.finished = new Promise((resolve) => {
-      const check = () => {
-        if (this.state !== "fetching") {
-          this.off("change", check);
-          resolve();
-        }
+        if (!reached(this)) return;
+        this.off("change", check);
+        resolve();
       };
       this.on("change", check);
     });
