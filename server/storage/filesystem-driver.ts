@@ -6,7 +6,7 @@ import { once } from "node:events";
 import type { Writable } from "node:stream";
 import { finished } from "node:stream/promises";
 import type { ByteRange, ObjectInfo, ObjectStream, PendingObject, StorageDriver } from "./driver.js";
-import { sendFileRange } from "./file-sender.js";
+import { sendFileRange } from "./chunk-sender.js";
 
 const TEMP_DIR = "_tmp";
 

@@ -21,7 +21,7 @@ describe("FilesystemDriver streams sending themselves (sendTo)", () => {
   const content = randomBytes(3 * 1024 * 1024 + 123);
 
   beforeEach(async () => {
-    dir = await makeTempDir("file-sender");
+    dir = await makeTempDir("chunk-sender");
     driver = new FilesystemDriver(dir.path);
     await driver.initialise();
     await driver.writeSmall("blob", content);
