@@ -1,55 +1,60 @@
 import { createHash } from "node:crypto";
-import { EventEmitter, once } from "node:events";
-import { PassThrough, Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { once } from "node:events";
+import { Readable, type Writable } from "node:stream";
 import { Digest } from "../reference/digest.js";
 import type { BlobStore } from "../storage/blob-store.js";
-import type { PendingObject, PendingReader, StorageDriver } from "../storage/driver.js";
+import { sendChunks, type Scratch } from "../storage/chunk-sender.js";
+import type { ByteRange, ObjectStream, PendingObject, PendingReader, StorageDriver } from "../storage/driver.js";
 import { UpstreamError } from "../upstream/upstream-error.js";
 import type { UpstreamBlob } from "../upstream/upstream-client.js";
+import { ChunkWindow } from "./chunk-window.js";
 
+/** Bytes kept in memory per fill for readers keeping up with it. */
+const WINDOW_BYTES = 1024 * 1024;
+/** What a sender keeping up with the fill waits to have before it writes to its client. */
+const SEND_BATCH = 256 * 1024;
+/** Longest such a sender holds bytes back. */
+const SEND_BATCH_WAIT_MS = 20;
+/** Largest read from the pending file for a reader streamed without reused buffers. */
 const READ_CHUNK = 1024 * 1024;
 
 type FillState = "fetching" | "verified" | "failed";
 
 /**
  * One upstream fetch of one blob, written to a pending object while it is hashed, and read
- * by every client that asked for it meanwhile. Readers never receive the blob's last byte
- * before the digest has verified, so a corrupt upstream can only ever cut a response short.
+ * by every client that asked for it meanwhile: from the chunks still in memory when they keep
+ * up, else from the pending object. Readers never receive the blob's last byte before the
+ * digest has verified, so a corrupt upstream can only ever cut a response short.
  */
-export class BlobFill extends EventEmitter {
+export class BlobFill {
   state: FillState = "fetching";
   error?: Error;
   /** Total size, once the upstream said it (Content-Length) or the fetch ended. */
   size?: number;
+  /** Bytes received from the upstream (and hashed). */
+  received = 0;
+  /** Bytes on disk in the pending object. */
   written = 0;
   /** Resolves once the size is known or the fill failed. */
   readonly sized: Promise<void>;
   readonly finished: Promise<void>;
-  private readers = 0;
+  private readerCount = 0;
   private source?: PendingReader;
+  private readonly window = new ChunkWindow(WINDOW_BYTES);
+  private changed = new Signal();
   private readonly aborter = new AbortController();
 
   private constructor(
     readonly digest: Digest,
     private readonly blobs: BlobStore,
   ) {
-    super();
-    this.setMaxListeners(0);
     this.sized = this.becomes((fill) => fill.size !== undefined || fill.state !== "fetching");
-    this.finished = this.becomes((fill) => fill.state !== "fetching");
+    this.finished = this.becomes((fill) => fill.ended);
   }
 
   /** Resolves at the first change after which `reached` holds. */
-  private becomes(reached: (fill: BlobFill) => boolean): Promise<void> {
-    return new Promise((resolve) => {
-      const check = () => {
-        if (!reached(this)) return;
-        this.off("change", check);
-        resolve();
-      };
-      this.on("change", check);
-    });
+  private async becomes(reached: (fill: BlobFill) => boolean): Promise<void> {
+    while (!reached(this)) await this.changed.next;
   }
 
   /** Starts fetching; `onVerified` runs after the blob is placed in the store and before readers finish. */
@@ -64,91 +69,105 @@ export class BlobFill extends EventEmitter {
     this.aborter.abort(new Error(reason));
   }
 
-  /** A stream of the bytes in [start, end] (inclusive; the whole blob when absent). */
-  reader(range?: { start: number; end: number }): Readable {
-    if (this.state === "verified") return this.storedReader(range);
-    this.readers++;
+  /** Verified or failed: no reader will need the pending object again. */
+  get ended(): boolean {
+    return this.state !== "fetching";
+  }
+
+  get readers(): number {
+    return this.readerCount;
+  }
+
+  /** The bytes in [start, end] (inclusive; the whole blob when absent): from the store once verified, else as the fill delivers them. */
+  async open(range?: ByteRange): Promise<ObjectStream> {
+    if (this.state !== "verified") return this.follow(range);
+    const stored = await this.blobs.open(this.digest, range);
+    if (!stored) throw new Error(`blob ${this.digest} vanished after it was verified`);
+    return stored.stream;
+  }
+
+  private follow(range?: ByteRange): ObjectStream {
+    this.readerCount++;
     let position = range?.start ?? 0;
-    const end = () => (range ? range.end + 1 : this.size);
-    const fill = this;
-    let waiting: (() => void) | undefined;
-    const stream = new Readable({
-      highWaterMark: READ_CHUNK,
-      read() {
-        void pump();
-      },
-      destroy(err, callback) {
-        if (waiting) fill.off("change", waiting);
-        fill.release();
-        callback(err);
-      },
-    });
-    let pumping = false;
-    const pump = async (): Promise<void> => {
-      if (pumping || stream.destroyed) return;
-      pumping = true;
-      try {
-        for (;;) {
-          if (this.state === "failed") {
-            stream.destroy(this.error);
-            return;
+    let batchDue: number | undefined;
+    const next = async (scratch?: Scratch): Promise<Buffer | undefined> => {
+      for (;;) {
+        if (this.state === "failed") throw this.error;
+        if (stream.destroyed) throw new Error("the reader was closed");
+        const limit = range ? range.end + 1 : this.size;
+        const complete = this.state === "verified";
+        if (limit !== undefined && position >= limit) {
+          if (complete) return undefined;
+        } else {
+          // Hold back the last received byte until the digest has verified.
+          const available = Math.min(complete ? this.received : this.received - 1, limit ?? Infinity);
+          // A sender keeping up with the fill waits a moment for a batch: one large write costs a socket far less than many small ones.
+          const smallBatch = scratch !== undefined && position >= this.window.start && position < available && available < (limit ?? Infinity) && available - position < SEND_BATCH;
+          batchDue = smallBatch ? (batchDue ?? performance.now() + SEND_BATCH_WAIT_MS) : undefined;
+          if (position < available && (batchDue === undefined || performance.now() >= batchDue)) {
+            batchDue = undefined;
+            const chunk = position >= this.window.start ? this.fromWindow(position, available, scratch) : await this.readDurable(position, Math.min(available, this.window.start), scratch);
+            position += chunk.length;
+            return chunk;
           }
-          const limit = end();
-          if (limit !== undefined && position >= limit) {
-            if (this.state === "verified") {
-              stream.push(null);
-              return;
-            }
-          } else {
-            // Hold back the last written byte until the digest has verified.
-            const readable = this.state === "verified" ? this.written : Math.max(0, this.written - 1);
-            const upto = Math.min(readable, limit ?? Infinity);
-            if (position < upto && this.source) {
-              const chunk = await this.source.read(position, Math.min(READ_CHUNK, upto - position));
-              position += chunk.length;
-              if (!stream.push(chunk)) return;
-              continue;
-            }
-          }
-          await new Promise<void>((resolve) => {
-            waiting = () => {
-              this.off("change", waiting!);
-              waiting = undefined;
-              resolve();
-            };
-            this.on("change", waiting);
-          });
-          if (stream.destroyed) return;
         }
-      } catch (err) {
-        stream.destroy(err as Error);
-      } finally {
-        pumping = false;
+        await (batchDue === undefined ? this.changed.next : within(this.changed.next, batchDue - performance.now()));
       }
     };
+    const stream: ObjectStream = Object.assign(
+      new Readable({
+        highWaterMark: READ_CHUNK,
+        read: () => {
+          next().then(
+            (chunk) => stream.push(chunk ?? null),
+            (err: Error) => stream.destroy(err),
+          );
+        },
+        destroy: (err, callback) => {
+          this.release();
+          this.change(); // wakes this reader if it waits for bytes, so that it stops
+          callback(err);
+        },
+      }),
+      {
+        sendTo: async (destination: Writable) => {
+          destination.once("close", () => stream.destroy());
+          try {
+            await sendChunks(destination, next);
+          } finally {
+            stream.destroy();
+          }
+        },
+      },
+    );
     return stream;
   }
 
-  /** Once verified the blob is in the store, and the shared pending reader may be closed. */
-  private storedReader(range?: { start: number; end: number }): Readable {
-    const output = new PassThrough();
-    this.blobs.open(this.digest, range).then(
-      (opened) => {
-        if (!opened) output.destroy(new Error(`blob ${this.digest} vanished after it was verified`));
-        else pipeline(opened.stream, output).catch(() => {});
-      },
-      (err: Error) => output.destroy(err),
-    );
-    return output;
+  /** Bytes from memory: the chunk as it arrived, or, when more than that chunk is ready, as many as the scratch buffer holds. */
+  private fromWindow(position: number, upto: number, scratch?: Scratch): Buffer {
+    const view = this.window.view(position, upto);
+    if (!scratch || position + view.length >= upto) return view;
+    const buffer = scratch.buffer(upto - position);
+    return buffer.subarray(0, this.window.copy(position, upto, buffer));
+  }
+
+  /** Reads pending bytes in [position, upto), all already on disk, into a scratch buffer or a fresh one. */
+  private async readDurable(position: number, upto: number, scratch?: Scratch): Promise<Buffer> {
+    const wanted = upto - position;
+    const buffer = scratch ? scratch.buffer(wanted) : Buffer.allocUnsafe(Math.min(wanted, READ_CHUNK));
+    const length = Math.min(buffer.length, wanted);
+    const bytesRead = await this.source!.read(buffer.subarray(0, length), position);
+    if (bytesRead === 0) throw new Error(`blob ${this.digest}: pending file ended at byte ${position}, before byte ${upto}`);
+    return buffer.subarray(0, bytesRead);
   }
 
   private release(): void {
-    this.readers--;
+    this.readerCount--;
     void this.closeSourceIfIdle();
   }
 
   private async closeSourceIfIdle(): Promise<void> {
-    if (this.readers === 0 && this.state !== "fetching" && this.source) {
+    if (this.readerCount === 0 && this.ended && this.source) {
       const source = this.source;
       this.source = undefined;
       await source.close().catch(() => {});
@@ -156,7 +175,9 @@ export class BlobFill extends EventEmitter {
   }
 
   private change(): void {
-    this.emit("change");
+    const changed = this.changed;
+    this.changed = new Signal();
+    changed.fire();
   }
 
   private async run(driver: StorageDriver, blobs: BlobStore, hooks: FillHooks): Promise<void> {
@@ -190,12 +211,15 @@ export class BlobFill extends EventEmitter {
         }
         hash.update(chunk);
         if (output.errored) throw output.errored;
+        this.window.append(chunk);
+        this.received = received;
+        this.change();
         // Queued rather than awaited one by one: the file stream batches the writes while the
         // upstream keeps flowing (awaiting each cost a cold pull a third more CPU).
         const queued = output.write(chunk, (err) => {
           if (err) return;
           this.written += chunk.length;
-          this.change();
+          this.window.trim(this.written);
         });
         if (!queued) await once(output, "drain");
       }
@@ -218,6 +242,7 @@ export class BlobFill extends EventEmitter {
       await pending?.discard();
       hooks.onFailed(this.error);
     }
+    this.window.clear();
     this.change();
     await this.closeSourceIfIdle();
   }
@@ -280,6 +305,27 @@ export class BlobFills {
 
   /** Fills in flight, for metrics and the status page. */
   list(): { digest: string; written: number; size?: number; readers: number }[] {
-    return [...this.inflight.values()].map((f) => ({ digest: f.digest.toString(), written: f.written, size: f.size, readers: f.listenerCount("change") }));
+    return [...this.inflight.values()].map((f) => ({ digest: f.digest.toString(), written: f.written, size: f.size, readers: f.readers }));
+  }
+}
+
+/** A one-shot wake-up that any number of waiters can await. */
+class Signal {
+  readonly next: Promise<void>;
+  fire!: () => void;
+
+  constructor() {
+    this.next = new Promise((resolve) => (this.fire = resolve));
+  }
+}
+
+/** Resolves with whether `promise` settled within `ms`. */
+async function within(promise: Promise<void>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<boolean>((resolve) => (timer = setTimeout(resolve, ms, false)));
+  try {
+    return await Promise.race([promise.then(() => true), expired]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -286,7 +286,7 @@ export class ProxyRepository implements Repository {
     await fill.sized;
     if (fill.size === undefined) await fill.finished;
     if (fill.state === "failed" || fill.size === undefined) throw this.translate(fill.error, undefined, digest);
-    return { size: fill.size, stream: fill.reader(range) };
+    return { size: fill.size, stream: await fill.open(range) };
   }
 
   private startFill(digest: Digest) {

@@ -26,8 +26,8 @@ export interface PendingObject {
 
 /** Positional reads of a pending object's written bytes. */
 export interface PendingReader {
-  /** Reads up to `length` bytes at `position`; fewer only at the end of what is written. */
-  read(position: number, length: number): Promise<Buffer>;
+  /** Fills `into` with the bytes at `position`; returns how many, fewer only at the end of what is written. */
+  read(into: Buffer, position: number): Promise<number>;
   close(): Promise<void>;
 }
 

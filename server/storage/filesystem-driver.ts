@@ -147,11 +147,7 @@ export class FilesystemDriver implements StorageDriver {
       openReader: async () => {
         const reader = await open(temp, fsConstants.O_RDONLY);
         return {
-          read: async (position: number, length: number) => {
-            const buffer = Buffer.allocUnsafe(length);
-            const { bytesRead } = await reader.read(buffer, 0, length, position);
-            return bytesRead === length ? buffer : buffer.subarray(0, bytesRead);
-          },
+          read: async (into: Buffer, position: number) => (await reader.read(into, 0, into.length, position)).bytesRead,
           close: () => reader.close(),
         };
       },
