@@ -37,6 +37,8 @@ export interface Berth {
   storage: Storage;
   url: string;
   collector: ContentCollector;
+  /** Upstream blob fetches in flight; a client's download can end before its blob is stored. */
+  fills: BlobFills;
   /** `https://HOST:PORT` of the admission webhook's own listener, when it has one. */
   admissionUrl?: string;
   /**
@@ -119,6 +121,7 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
     storage,
     url,
     collector,
+    fills,
     ...(admissionListener ? { admissionUrl: admissionListener.url } : {}),
     close: async (graceMs = config.shutdown.gracePeriod) => {
       closing = true;

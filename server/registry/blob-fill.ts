@@ -18,7 +18,12 @@ const SEND_BATCH_WAIT_MS = 20;
 /** Largest read from the pending file for a reader streamed without reused buffers. */
 const READ_CHUNK = 1024 * 1024;
 
-type FillState = "fetching" | "verified" | "failed";
+/**
+ * fetching: bytes are arriving. verified: every byte arrived and hashed to the digest, so
+ * readers may have the last one; the blob is still being made durable. stored: the blob is
+ * in the store. failed: nothing is kept.
+ */
+type FillState = "fetching" | "verified" | "stored" | "failed";
 
 /**
  * One upstream fetch of one blob, written to a pending object while it is hashed, and read
@@ -57,7 +62,7 @@ export class BlobFill {
     while (!reached(this)) await this.changed.next;
   }
 
-  /** Starts fetching; `onVerified` runs after the blob is placed in the store and before readers finish. */
+  /** Starts fetching; `onStored` runs once the blob is in the store. */
   static start(digest: Digest, driver: StorageDriver, blobs: BlobStore, hooks: FillHooks): BlobFill {
     const fill = new BlobFill(digest, blobs);
     void fill.run(driver, blobs, hooks);
@@ -69,25 +74,27 @@ export class BlobFill {
     this.aborter.abort(new Error(reason));
   }
 
-  /** Verified or failed: no reader will need the pending object again. */
+  /** Stored or failed: no reader will need the pending object again. */
   get ended(): boolean {
-    return this.state !== "fetching";
+    return this.state === "stored" || this.state === "failed";
   }
 
   get readers(): number {
     return this.readerCount;
   }
 
-  /** The bytes in [start, end] (inclusive; the whole blob when absent): from the store once verified, else as the fill delivers them. */
+  /** The bytes in [start, end] (inclusive; the whole blob when absent): from the store once stored, else as the fill delivers them. */
   async open(range?: ByteRange): Promise<ObjectStream> {
-    if (this.state !== "verified") return this.follow(range);
+    if (this.state !== "stored") return this.follow(range);
     const stored = await this.blobs.open(this.digest, range);
-    if (!stored) throw new Error(`blob ${this.digest} vanished after it was verified`);
+    if (!stored) throw new Error(`blob ${this.digest} vanished after it was stored`);
     return stored.stream;
   }
 
   private follow(range?: ByteRange): ObjectStream {
     this.readerCount++;
+    // Once stored, the blob must not be evicted under a reader still following the fill.
+    const reading = this.blobs.usage.opened(this.digest);
     let position = range?.start ?? 0;
     let batchDue: number | undefined;
     const next = async (scratch?: Scratch): Promise<Buffer | undefined> => {
@@ -95,7 +102,7 @@ export class BlobFill {
         if (this.state === "failed") throw this.error;
         if (stream.destroyed) throw new Error("the reader was closed");
         const limit = range ? range.end + 1 : this.size;
-        const complete = this.state === "verified";
+        const complete = this.state === "verified" || this.state === "stored";
         if (limit !== undefined && position >= limit) {
           if (complete) return undefined;
         } else {
@@ -124,6 +131,7 @@ export class BlobFill {
           );
         },
         destroy: (err, callback) => {
+          reading();
           this.release();
           this.change(); // wakes this reader if it waits for bytes, so that it stops
           callback(err);
@@ -230,12 +238,17 @@ export class BlobFill {
       if (!actual.equals(this.digest)) {
         throw new UpstreamError("corrupt", `blob ${this.digest}: upstream bytes hash to ${actual}`);
       }
-      // Every queued write on disk (and counted in `written`) before the blob is placed.
+      // Every queued write in the file (and counted in `written`) before readers may finish.
       await new Promise<void>((resolve, reject) => output.end((err?: Error | null) => (err ? reject(err) : resolve())));
-      await blobs.place(pending, this.digest);
-      await hooks.onVerified();
       this.size = this.written;
+      // Readers finish now, not after the fsync and rename: their bytes are proven, and
+      // making a large blob durable would hold every client's last byte for a fifth of the
+      // transfer time.
       this.state = "verified";
+      this.change();
+      await blobs.place(pending, this.digest);
+      await hooks.onStored();
+      this.state = "stored";
     } catch (err) {
       this.error = err instanceof Error ? err : new Error(String(err));
       this.state = "failed";
@@ -251,8 +264,8 @@ export class BlobFill {
 export interface FillHooks {
   /** Starts the upstream request. */
   fetch: () => Promise<UpstreamBlob>;
-  /** Runs once the verified blob is in the store, before readers see its end. */
-  onVerified: () => Promise<void>;
+  /** Runs once the verified blob is in the store. */
+  onStored: () => Promise<void>;
   /** Runs once when the fill fails, whichever step failed. */
   onFailed: (err: Error) => void;
 }

@@ -301,7 +301,7 @@ export class ProxyRepository implements Repository {
         provenance = blob;
         return blob;
       },
-      onVerified: async () => {
+      onStored: async () => {
         await this.mirror.cache.linkBlob(this.upstreamName, digest);
         if (provenance) await this.recordProvenance({ digest }, provenance);
       },

@@ -26,7 +26,10 @@ describe("berth warm", () => {
     berths.push(berth);
     return berth;
   };
-  const stored = async (berth: Mirror, digest: string) => (await berth.storage.blobs.size(Digest.parse(digest)!)) !== undefined;
+  const stored = async (berth: Mirror, digest: string) => {
+    await berth.fills.settled();
+    return (await berth.storage.blobs.size(Digest.parse(digest)!)) !== undefined;
+  };
   const blobsOf = (platform: string) => image.manifests.filter((m) => m.platform.architecture === platform).flatMap((m) => [m.config.digest, ...m.layers.map((l) => l.digest)]);
 
   before(async () => {

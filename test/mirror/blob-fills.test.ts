@@ -27,7 +27,7 @@ it("a client arriving after a fill failed, while it still cleans up, starts a fr
       fetches++;
       return { size: bytes.length, body: Readable.from([bytes]), anonymous: true };
     },
-    onVerified: async () => {},
+    onStored: async () => {},
     // Runs after the failure is visible to readers and before the failed fill leaves the list: the window a quick retry lands in.
     onFailed: () => {
       retried = fills.join(digest, hooks(content));
@@ -41,7 +41,7 @@ it("a client arriving after a fill failed, while it still cleans up, starts a fr
   assert.equal(retried.started, true);
   await retried.fill.finished;
 
-  assert.equal(retried.fill.state, "verified");
+  assert.equal(retried.fill.state, "stored");
   assert.equal(fetches, 2);
   assert.deepEqual(await storage.blobs.read(digest), content);
 });
@@ -52,15 +52,17 @@ describe("readers of a fill in flight", () => {
   const content = randomBytes(3 * MiB + 4321);
   const digest = Digest.of("sha256", content);
 
-  /** A fill whose upstream body is fed by hand. */
+  /** A fill whose upstream body is fed by hand, and whose onStored waits for `storing` to be released. */
   async function fillByHand(t: TestContext) {
     const dir = await makeTempDir("mirror-blob-fills");
     t.after(() => dir.remove());
     const storage = await openFilesystemStorage(dir.path);
     const body = new PassThrough();
+    let releaseStoring!: () => void;
+    const storing = new Promise<void>((resolve) => (releaseStoring = resolve));
     const { fill } = new BlobFills(storage.driver, storage.blobs).join(digest, {
       fetch: async () => ({ size: content.length, body, anonymous: true }),
-      onVerified: async () => {},
+      onStored: () => storing,
       onFailed: () => {},
     });
     await fill.sized;
@@ -73,7 +75,7 @@ describe("readers of a fill in flight", () => {
       }
       while (fill.received < sent) await setImmediate();
     };
-    return { fill, storage, body, sendUpTo };
+    return { fill, storage, body, sendUpTo, releaseStoring };
   }
 
   /** Every byte a reader delivered: through sendTo into a collector, or read as a plain stream. */
@@ -86,7 +88,7 @@ describe("readers of a fill in flight", () => {
 
   for (const via of ["sendTo", "stream"] as const) {
     it(`deliver exactly the blob (${via}) to a reader from the start, one that joins behind the memory window, and ranges`, async (t) => {
-      const { fill, sendUpTo, body } = await fillByHand(t);
+      const { fill, sendUpTo, body, releaseStoring } = await fillByHand(t);
       const early = collect(await fill.open(), via);
       await sendUpTo(2 * MiB + 100);
       const late = collect(await fill.open(), via);
@@ -95,17 +97,19 @@ describe("readers of a fill in flight", () => {
       const ahead = collect(await fill.open({ start: 3 * MiB, end: content.length - 1 }), via);
       await sendUpTo(content.length);
       body.end();
+      releaseStoring();
       assert.ok((await early).equals(content));
       assert.ok((await late).equals(content));
       assert.ok((await behind).equals(content.subarray(1000, 2000)));
       assert.ok((await recent).equals(content.subarray(2 * MiB, 2 * MiB + 51)));
       assert.ok((await ahead).equals(content.subarray(3 * MiB)));
-      assert.equal(fill.state, "verified");
+      await fill.finished;
+      assert.equal(fill.state, "stored");
     });
   }
 
-  it("withhold the last byte until the upstream's bytes verified", async (t) => {
-    const { fill, storage, sendUpTo, body } = await fillByHand(t);
+  it("withhold the last byte until the upstream's bytes verified, and then finish before the blob is stored", async (t) => {
+    const { fill, storage, sendUpTo, body, releaseStoring } = await fillByHand(t);
     const collector = new Collector();
     const sending = (await fill.open()).sendTo!(collector);
     await sendUpTo(content.length);
@@ -114,11 +118,15 @@ describe("readers of a fill in flight", () => {
     body.end();
     await sending;
     assert.ok(Buffer.concat(collector.chunks).equals(content));
+    assert.equal(fill.state, "verified", "the reader did not wait for the blob to be stored");
+    releaseStoring();
+    await fill.finished;
+    assert.equal(fill.state, "stored");
     assert.equal(await storage.blobs.size(digest), content.length);
   });
 
   it("let go of the fill as soon as their client goes away, while they wait for bytes", async (t) => {
-    const { fill, sendUpTo, body } = await fillByHand(t);
+    const { fill, sendUpTo, body, releaseStoring } = await fillByHand(t);
     const client = new Collector();
     const sending = (await fill.open()).sendTo!(client);
     await sendUpTo(MiB);
@@ -128,8 +136,9 @@ describe("readers of a fill in flight", () => {
     assert.equal(fill.readers, 0);
     await sendUpTo(content.length);
     body.end();
+    releaseStoring();
     await fill.finished;
-    assert.equal(fill.state, "verified", "the fill goes on without readers");
+    assert.equal(fill.state, "stored", "the fill goes on without readers");
   });
 });
 

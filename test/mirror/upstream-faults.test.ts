@@ -31,7 +31,10 @@ describe("mirror against a faulty upstream", () => {
   });
 
   const get = (path: string, headers: Record<string, string> = {}) => fetch(`${berth.url}/v2/fake/${path.replace(/^\/v2\//, "")}`, { headers });
-  const stored = async (digest: string) => (await berth.storage.blobs.size(Digest.parse(digest)!)) !== undefined;
+  const stored = async (digest: string) => {
+    await berth.fills.settled();
+    return (await berth.storage.blobs.size(Digest.parse(digest)!)) !== undefined;
+  };
 
   it("never serves a complete body when the upstream's bytes do not match the digest, and keeps nothing", async () => {
     upstream.setFault(blobPath, { kind: "corrupt" });

@@ -51,6 +51,7 @@ describe("content collection", () => {
   const pull = async (digest: string) => {
     const body = await readFully(await fetch(`${berth.url}/v2/fake/cached/app/blobs/${digest}`));
     assert.ok(Buffer.isBuffer(body));
+    await berth.fills.settled(); // the client has every byte once they verified; storing them ends just after
     return body;
   };
 

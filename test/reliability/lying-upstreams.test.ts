@@ -73,7 +73,10 @@ describe("mirroring upstreams that lie or break", () => {
   });
 
   const viaBerth = (prefix: string, path: string) => `${berth.url}/v2/${prefix}${path.slice("/v2".length)}`;
-  const stored = async (digest: string) => (await berth.storage.blobs.size(Digest.parse(digest)!)) !== undefined;
+  const stored = async (digest: string) => {
+    await berth.fills.settled();
+    return (await berth.storage.blobs.size(Digest.parse(digest)!)) !== undefined;
+  };
   const tempFiles = () => readdir(join(berth.root, "_tmp"));
 
   /** A lie about a blob is never served whole, never stored, and leaves no temp file. */
