@@ -10,6 +10,7 @@ import { createApp } from "./http/app.js";
 import { createMetricsRoute } from "./http/metrics-route.js";
 import { createStatusPage } from "./http/status-page.js";
 import { createTokenRoutes } from "./http/token-routes.js";
+import { answerUnparsableRequest } from "./http/unparsable-request.js";
 import type { Logger } from "./log.js";
 import { BerthMetrics } from "./metrics/berth-metrics.js";
 import NodeCache from "node-cache";
@@ -94,6 +95,7 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
     },
   });
   const server = createServer(app);
+  server.on("clientError", answerUnparsableRequest);
   const inFlight = new Set<ServerResponse>();
   server.on("request", (_req: IncomingMessage, res: ServerResponse) => {
     inFlight.add(res);
