@@ -58,6 +58,11 @@ export interface StorageDriver {
   delete(path: string): Promise<void>;
   /** Names directly under a prefix (objects and sub-prefixes); empty when absent. */
   list(prefix: string): Promise<string[]>;
+  /**
+   * Whether a prefix holds any object or sub-prefix, without listing it all: an object store
+   * answers with one list request capped at a single key (`max-keys=1`). False when absent.
+   */
+  hasAny(prefix: string): Promise<boolean>;
   /** Checks the driver can write; throws when it cannot. */
   probeWritable(): Promise<void>;
   /**

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { createWriteStream, constants as fsConstants } from "node:fs";
-import { mkdir, open, readdir, rename, rm, stat, statfs, readFile, type FileHandle } from "node:fs/promises";
+import { createWriteStream, constants as fsConstants, type Dir } from "node:fs";
+import { mkdir, open, opendir, readdir, rename, rm, stat, statfs, readFile, type FileHandle } from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
 import { once } from "node:events";
 import type { Writable } from "node:stream";
@@ -169,6 +169,24 @@ export class FilesystemDriver implements StorageDriver {
     } catch (err) {
       if (isNotFound(err) || isNotDirectory(err)) return [];
       throw err;
+    }
+  }
+
+  async hasAny(prefix: string): Promise<boolean> {
+    let dir: Dir;
+    try {
+      dir = await opendir(prefix === "" ? this.root : this.file(prefix), { bufferSize: 1 });
+    } catch (err) {
+      if (isNotFound(err) || isNotDirectory(err)) return false;
+      throw err;
+    }
+    try {
+      for (let entry = await dir.read(); entry; entry = await dir.read()) {
+        if (entry.name !== TEMP_DIR) return true;
+      }
+      return false;
+    } finally {
+      await dir.close();
     }
   }
 

@@ -35,12 +35,20 @@ export class RepositoryMetadata {
     return `${this.root}/${repository}`;
   }
 
+  private manifestsPath(repository: string): string {
+    return `${this.base(repository)}/_manifests`;
+  }
+
   private manifestPath(repository: string, digest: Digest): string {
-    return `${this.base(repository)}/_manifests/${digest.algorithm}/${digest.hex}`;
+    return `${this.manifestsPath(repository)}/${digest.algorithm}/${digest.hex}`;
+  }
+
+  private blobsPath(repository: string): string {
+    return `${this.base(repository)}/_layers`;
   }
 
   private blobPath(repository: string, digest: Digest): string {
-    return `${this.base(repository)}/_layers/${digest.algorithm}/${digest.hex}`;
+    return `${this.blobsPath(repository)}/${digest.algorithm}/${digest.hex}`;
   }
 
   private tagPath(repository: string, tag: string): string {
@@ -69,7 +77,12 @@ export class RepositoryMetadata {
   }
 
   async manifests(repository: string): Promise<Digest[]> {
-    return this.digestsUnder(`${this.base(repository)}/_manifests`);
+    return this.digestsUnder(this.manifestsPath(repository));
+  }
+
+  /** Whether the repository holds any manifest, without listing them all. */
+  async hasManifests(repository: string): Promise<boolean> {
+    return this.hasDigestsUnder(this.manifestsPath(repository));
   }
 
   async linkBlob(repository: string, digest: Digest): Promise<void> {
@@ -85,7 +98,7 @@ export class RepositoryMetadata {
   }
 
   async blobs(repository: string): Promise<Digest[]> {
-    return this.digestsUnder(`${this.base(repository)}/_layers`);
+    return this.digestsUnder(this.blobsPath(repository));
   }
 
   async setTag(repository: string, tag: string, digest: Digest): Promise<void> {
@@ -137,7 +150,7 @@ export class RepositoryMetadata {
 
   /** A repository exists while it holds a manifest or a blob; deleting its last one removes it. */
   async exists(repository: string): Promise<boolean> {
-    return (await this.manifests(repository)).length > 0 || (await this.blobs(repository)).length > 0;
+    return (await this.hasManifests(repository)) || (await this.hasDigestsUnder(this.blobsPath(repository)));
   }
 
   /** Repositories that exist, in lexical order. */
@@ -152,6 +165,14 @@ export class RepositoryMetadata {
     };
     await walk(this.root, "");
     return found.sort(compareLexically);
+  }
+
+  /** Checks inside each algorithm directory, since deletes can leave one empty. */
+  private async hasDigestsUnder(path: string): Promise<boolean> {
+    for (const algorithm of await this.driver.list(path)) {
+      if (await this.driver.hasAny(`${path}/${algorithm}`)) return true;
+    }
+    return false;
   }
 
   private async digestsUnder(path: string): Promise<Digest[]> {

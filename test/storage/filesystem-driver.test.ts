@@ -36,7 +36,7 @@ describe("FilesystemDriver", () => {
           ["move to", () => driver.move("safe", path)],
           ["delete", () => driver.delete(path)],
         ];
-        if (path !== "") operations.push(["list", () => driver.list(path)]);
+        if (path !== "") operations.push(["list", () => driver.list(path)], ["hasAny", () => driver.hasAny(path)]);
         await driver.writeSmall("safe", "content");
         for (const [name, operation] of operations) {
           await assert.rejects(operation(), /invalid storage path|escapes root/, name);
@@ -108,6 +108,15 @@ describe("FilesystemDriver", () => {
       assert.deepEqual(await driver.list(""), []);
     });
 
+    it("says whether a prefix holds anything: not when absent, empty or an object, yes once it holds an object", async () => {
+      assert.equal(await driver.hasAny("absent"), false);
+      await mkdir(join(root, "empty"));
+      assert.equal(await driver.hasAny("empty"), false);
+      await driver.writeSmall("full/object", "x");
+      assert.equal(await driver.hasAny("full"), true);
+      assert.equal(await driver.hasAny("full/object"), false);
+    });
+
     it("opens a byte range of an object", async () => {
       await driver.writeSmall("ranged", "0123456789");
       const opened = await driver.open("ranged", { start: 3, end: 6 });
@@ -177,5 +186,11 @@ describe("FilesystemDriver", () => {
     await mkdir(join(root, "_tmp"), { recursive: true });
     await driver.writeSmall("visible", "x");
     assert.deepEqual(await driver.list(""), ["visible"]);
+  });
+
+  it("does not count its temp directory as something the root holds", async () => {
+    assert.equal(await driver.hasAny(""), false);
+    await driver.writeSmall("object", "x");
+    assert.equal(await driver.hasAny(""), true);
   });
 });

@@ -56,6 +56,17 @@ describe("RepositoryMetadata", () => {
     assert.deepEqual(await metadata.manifests("team/app"), []);
   });
 
+  it("says whether a repository holds any manifest, and not once its only manifest is unlinked", async () => {
+    const digest = digestOf("manifest");
+    assert.equal(await metadata.hasManifests("team/app"), false);
+    await metadata.linkManifest("team/app", digest, { mediaType: OCI_MANIFEST, size: 8 });
+    assert.equal(await metadata.hasManifests("team/app"), true);
+    assert.equal(await metadata.hasManifests("team/other"), false);
+    await metadata.unlinkManifest("team/app", digest);
+    assert.deepEqual(await readdir(join(dir.path, "repositories/team/app/_manifests")), ["sha256"], "the emptied algorithm directory stays behind");
+    assert.equal(await metadata.hasManifests("team/app"), false);
+  });
+
   it("links blobs per repository, sha256 and sha512 alike", async () => {
     const blobs = [digestOf("layer"), Digest.of("sha512", "layer")];
     for (const blob of blobs) await metadata.linkBlob("team/app", blob);
