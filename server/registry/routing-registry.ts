@@ -48,7 +48,7 @@ export class RoutingRegistry implements Registry {
   }
 
   private async isHosted(name: string): Promise<boolean> {
-    return (await this.hostedMetadata.manifests(name)).length > 0;
+    return this.hostedMetadata.hasManifests(name);
   }
 }
 
