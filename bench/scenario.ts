@@ -10,6 +10,9 @@ export interface BenchSizes {
   /** The thundering-herd blob, in bytes (500 MiB). */
   herdBlob: number;
   herdClients: number;
+  /** The herd again with the origin behind a link of this bandwidth, and a blob of this size. */
+  linkBytesPerSecond: number;
+  linkHerdBlob: number;
   /** How long each manifest load run lasts, and its connections. */
   loadSeconds: number;
   loadConnections: number;
@@ -24,6 +27,8 @@ export const FULL_SIZES: BenchSizes = {
   coldRounds: 2,
   herdBlob: 500 * MiB,
   herdClients: 20,
+  linkBytesPerSecond: 100 * MiB,
+  linkHerdBlob: 200 * MiB,
   loadSeconds: 10,
   loadConnections: 64,
 };
@@ -35,6 +40,8 @@ export const QUICK_SIZES: BenchSizes = {
   coldRounds: 1,
   herdBlob: 32 * MiB,
   herdClients: 20,
+  linkBytesPerSecond: 100 * MiB,
+  linkHerdBlob: 8 * MiB,
   loadSeconds: 2,
   loadConnections: 64,
 };
