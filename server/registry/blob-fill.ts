@@ -118,7 +118,7 @@ export class BlobFill {
             return chunk;
           }
         }
-        await (batchDue === undefined ? this.changed.next : within(this.changed.next, batchDue - performance.now()));
+        await (batchDue === undefined ? this.changed.next : atMost(this.changed.next, batchDue - performance.now()));
       }
     };
     const stream: ObjectStream = Object.assign(
@@ -332,12 +332,11 @@ class Signal {
   }
 }
 
-/** Resolves with whether `promise` settled within `ms`. */
-async function within(promise: Promise<void>, ms: number): Promise<boolean> {
+/** Waits for `promise`, but no longer than `ms`. */
+async function atMost(promise: Promise<void>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<boolean>((resolve) => (timer = setTimeout(resolve, ms, false)));
   try {
-    return await Promise.race([promise.then(() => true), expired]);
+    await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
   } finally {
     clearTimeout(timer);
   }
