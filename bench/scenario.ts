@@ -24,7 +24,7 @@ export const FULL_SIZES: BenchSizes = {
   warmBlob: 1024 * MiB,
   warmRounds: 3,
   coldLayers: [256, 256, 128, 128, 128, 64, 32, 32].map((n) => n * MiB),
-  coldRounds: 2,
+  coldRounds: 4,
   herdBlob: 500 * MiB,
   herdClients: 20,
   linkBytesPerSecond: 100 * MiB,
