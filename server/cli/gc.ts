@@ -3,7 +3,7 @@ import { createLogger } from "../log.js";
 import { ContentCollector, type CollectionReport } from "../registry/content-collector.js";
 import { RepositoryMetadata } from "../storage/repository-metadata.js";
 import { openFilesystemStorage } from "../storage/storage.js";
-import { formatBytes } from "./byte-size.js";
+import { formatBytes } from "../human-readable.js";
 import { OperationError } from "./cli-error.js";
 import { OFFLINE_OPTIONS, offlineConfig } from "./offline-config.js";
 import { berthClientFrom, REMOTE_OPTIONS, REMOTE_USAGE } from "./remote-options.js";

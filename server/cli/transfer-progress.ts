@@ -1,5 +1,5 @@
 import { MultiBar, Presets, type SingleBar } from "cli-progress";
-import { formatBytes } from "./byte-size.js";
+import { formatBytes } from "../human-readable.js";
 
 /** One blob transfer as the user watches it. */
 export interface TransferTracker {

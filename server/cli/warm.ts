@@ -4,7 +4,7 @@ import { Digest } from "../reference/digest.js";
 import type { ImageReference } from "../reference/image-reference.js";
 import { isIndexType } from "../registry/media-types.js";
 import { ACCEPT_ANY_MANIFEST, type BerthClient } from "./berth-client.js";
-import { formatBytes, formatSeconds } from "./byte-size.js";
+import { formatBytes, formatSeconds } from "../human-readable.js";
 import { OperationError, UsageError } from "./cli-error.js";
 import { imageArguments } from "./image-arguments.js";
 import { berthClientFrom, REMOTE_OPTIONS, REMOTE_USAGE } from "./remote-options.js";

@@ -1,4 +1,5 @@
 import express from "express";
+import { formatBytes } from "../human-readable.js";
 import type { StatusSnapshot, UpstreamStatus } from "../metrics/berth-metrics.js";
 import { isLoopback } from "./admin-routes.js";
 
@@ -161,18 +162,6 @@ function hitRatio(hits: number, misses: number): string {
 
 function number(value: number): string {
   return String(Math.trunc(value));
-}
-
-const UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];
-
-function formatBytes(bytes: number): string {
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < UNITS.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${UNITS[unit]}`;
 }
 
 const ESCAPES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };

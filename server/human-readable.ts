@@ -1,6 +1,6 @@
 const UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];
 
-/** `1536` → `1.5 KiB`: sizes as people read them in progress lines and summaries. */
+/** `1536` → `1.5 KiB`: sizes as people read them in progress lines, summaries and the status page. */
 export function formatBytes(bytes: number): string {
   let value = bytes;
   let unit = 0;
