@@ -4,7 +4,7 @@ import { writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { describe, it } from "node:test";
+import { describe, it, type TestContext } from "node:test";
 import jwt from "jsonwebtoken";
 import { makeTempDir } from "../support/temp-dir.js";
 import { decodeToken, startTokenBerth, TestClock, type TokenBerth } from "./token-fixture.js";
@@ -59,15 +59,21 @@ async function exchange(berth: TokenBerth, saToken: string, scope: string): Prom
   return { status: res.status, body: res.body };
 }
 
+/** A token-mode berth trusting a fresh cluster issuer whose keys it reads from a JWKS file. */
+async function startWithJwksFile(t: TestContext) {
+  const issuer = new ClusterIssuer();
+  const dir = await makeTempDir("jwks");
+  t.after(() => dir.remove());
+  const jwksFile = join(dir.path, "jwks.json");
+  await writeFile(jwksFile, issuer.jwks());
+  const berth = await startTokenBerth({ serviceAccounts: { issuer: ISSUER, audiences: ["berth"], jwksFile }, policy: POLICY });
+  t.after(() => berth.close());
+  return { issuer, berth };
+}
+
 describe("Kubernetes service-account tokens", () => {
   it("accepts a service-account token as the password and makes its namespace the tenant", async (t) => {
-    const issuer = new ClusterIssuer();
-    const dir = await makeTempDir("jwks");
-    t.after(() => dir.remove());
-    const jwksFile = join(dir.path, "jwks.json");
-    await writeFile(jwksFile, issuer.jwks());
-    const berth = await startTokenBerth({ serviceAccounts: { issuer: ISSUER, audiences: ["berth"], jwksFile }, policy: POLICY });
-    t.after(() => berth.close());
+    const { issuer, berth } = await startWithJwksFile(t);
 
     const saToken = issuer.token(berth.clock, "team-a", "builder", { exp: Math.floor(berth.clock.ms / 1000) + 120 });
     const { status, body } = await exchange(berth, saToken, "repository:team-a/app:pull repository:team-b/app:pull");
@@ -89,13 +95,7 @@ describe("Kubernetes service-account tokens", () => {
   });
 
   it("refuses service-account tokens with the wrong audience, signer, lifetime or identity", async (t) => {
-    const issuer = new ClusterIssuer();
-    const dir = await makeTempDir("jwks");
-    t.after(() => dir.remove());
-    const jwksFile = join(dir.path, "jwks.json");
-    await writeFile(jwksFile, issuer.jwks());
-    const berth = await startTokenBerth({ serviceAccounts: { issuer: ISSUER, audiences: ["berth"], jwksFile }, policy: POLICY });
-    t.after(() => berth.close());
+    const { issuer, berth } = await startWithJwksFile(t);
     const now = Math.floor(berth.clock.ms / 1000);
     const impostor = new ClusterIssuer();
     const refused: [string, string][] = [
