@@ -13,6 +13,10 @@ import type { Verb } from "./verb.js";
 
 /** Blobs fetched at once: enough to overlap round trips, few enough not to crowd a node's link. */
 const PARALLEL_BLOBS = 3;
+/** How long berth may take to store a blob it has finished sending (fsync and rename of a large blob on a slow disk). */
+const STORE_WAIT_MS = 60_000;
+/** Longest pause between two checks that a sent blob is stored. */
+const STORE_POLL_MAX_MS = 250;
 
 interface PlatformFilter {
   os: string;
@@ -43,8 +47,9 @@ export const warm: Verb = {
 
 Pulls each IMAGE through a running berth, which caches what it serves: the manifest or index,
 the manifest of every platform (or only those given with --platform, repeatable), and every
-config and layer blob. A progress bar per blob goes to stderr on a terminal, a line per blob
-otherwise; the summary (bytes, blobs, blobs berth already had, time) goes to stdout.
+config and layer blob. It returns once berth has stored every one of them. A progress bar per
+blob goes to stderr on a terminal, a line per blob otherwise; the summary (bytes, blobs, blobs
+berth already had, time) goes to stdout.
 
   --all-platforms        every platform of an index (the default)
   --platform P           only platform P (e.g. linux/arm64 or linux/arm/v7); repeatable
@@ -160,13 +165,30 @@ async function fetchBlob(client: BerthClient, image: ImageReference, blob: Descr
     if (received !== blob.size) throw new OperationError(`blob ${blob.digest}: received ${received} bytes, the manifest says ${blob.size}`);
     if (hash.digest("hex") !== digest.hex) throw new OperationError(`blob ${blob.digest}: the bytes berth sent do not hash to it`);
     // berth's Berth-Cache header: whether its store held the blob before this request.
-    const cached = response.headers.get("berth-cache") === "hit";
+    const cacheHeader = response.headers.get("berth-cache");
+    if (cacheHeader === "miss") await untilStored(client, image, blob.digest);
+    const cached = cacheHeader === "hit";
     tracker.done(cached);
     return cached;
   } catch (err) {
     tracker.failed((err as Error).message);
     if (err instanceof OperationError) throw err;
     throw new OperationError(`blob ${blob.digest}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * berth sends a fetched blob's last byte once it has verified, a moment before the blob is
+ * durable in its store; warm reports a blob only once a HEAD finds it stored, so that berth
+ * stopping right after warm returns loses nothing.
+ */
+async function untilStored(client: BerthClient, image: ImageReference, digest: string): Promise<void> {
+  const deadline = Date.now() + STORE_WAIT_MS;
+  for (let pause = 5; ; pause = Math.min(pause * 2, STORE_POLL_MAX_MS)) {
+    const head = await client.send("HEAD", client.imagePath(image, "blobs", digest));
+    if (head.headers.get("berth-cache") !== "miss") return;
+    if (Date.now() >= deadline) throw new OperationError(`blob ${digest}: berth sent it but has not stored it after ${formatSeconds(STORE_WAIT_MS)} (see berth's log)`);
+    await new Promise((resolve) => setTimeout(resolve, pause));
   }
 }
 

@@ -73,6 +73,21 @@ describe("berth warm", () => {
     }
   });
 
+  it("returns only once every blob it fetched is stored, not merely sent", async () => {
+    const berth = await startBerth();
+    // Storing a blob after its last byte went out takes a while here, as it does for a large blob on a slow disk.
+    const blobs = berth.storage.blobs;
+    const place = blobs.place.bind(blobs);
+    blobs.place = async (pending, digest) => {
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      await place(pending, digest);
+    };
+
+    const warmed = await runBerth(["warm", "--berth", berth.url, `${origin.host}/team/app:v1`, "--platform", "linux/amd64"]);
+    assert.equal(warmed.code, 0, warmed.stderr);
+    for (const digest of blobsOf("amd64")) assert.notEqual(await berth.storage.blobs.size(Digest.parse(digest)!), undefined, `${digest} was stored before warm returned`);
+  });
+
   it("with --platform, warms only that platform's blobs", async () => {
     const berth = await startBerth();
     const result = await runBerth(["warm", "--berth", berth.url, "--platform", "linux/arm64", `${origin.host}/team/app:v1`]);
