@@ -6,7 +6,7 @@ import { OriginRegistry } from "../../test/support/origin-registry.js";
 import { downloadConcurrently, MiB } from "../curl-download.js";
 import { buildBenchImage, pushImage } from "../images.js";
 import { LinkLimiter } from "../link-limiter.js";
-import { NginxStatic } from "../nginx-static.js";
+import { Nginx } from "../nginx.js";
 import { OpenResources } from "../open-resources.js";
 import { MIRROR_PREFIX, QuietBerth } from "../quiet-berth.js";
 import { ratio } from "../report.js";
@@ -97,7 +97,7 @@ export const herd: Scenario = {
       };
 
       // The floor: the same bytes sent to the same crowd by nginx, from a warm file.
-      const nginx = open.keep(await NginxStatic.start(join(workDir, "layout", "blobs", "sha256")));
+      const nginx = open.keep(await Nginx.serving(join(workDir, "layout", "blobs", "sha256")));
       progress(`${sizes.herdClients} warm clients: nginx`);
       const floor = await downloadConcurrently(`${nginx.url}/${blob.digest.slice("sha256:".length)}`, sizes.herdClients, blob.size);
       await open.close(nginx);

@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { OriginRegistry } from "../../test/support/origin-registry.js";
 import { downloadConcurrently, MiB } from "../curl-download.js";
 import { buildBenchImage, pushImage } from "../images.js";
-import { NginxStatic } from "../nginx-static.js";
+import { Nginx } from "../nginx.js";
 import { OpenResources } from "../open-resources.js";
 import { QuietBerth } from "../quiet-berth.js";
 import { median, ratio, rotated } from "../report.js";
@@ -22,7 +22,7 @@ export const warmBlob: Scenario = {
       const layout = join(workDir, "layout");
       const image = await buildBenchImage(layout, "warm", [sizes.warmBlob]);
       const { digest, size } = image.manifests[0].layers[0];
-      const nginx = open.keep(await NginxStatic.start(join(layout, "blobs", "sha256")));
+      const nginx = open.keep(await Nginx.serving(join(layout, "blobs", "sha256")));
       const distribution = open.keep(await OriginRegistry.start());
       const berth = open.keep(await QuietBerth.start());
       progress("pushing it to Distribution and to berth");
