@@ -5,10 +5,18 @@ import { OriginRegistry } from "../../test/support/origin-registry.js";
 import { skopeoCopy } from "../../test/support/skopeo.js";
 import { MiB } from "../curl-download.js";
 import { buildBenchImage, pushImage } from "../images.js";
+import { Nginx } from "../nginx.js";
+import { NodeRelay } from "../node-relay.js";
 import { OpenResources } from "../open-resources.js";
 import { MIRROR_PREFIX, QuietBerth } from "../quiet-berth.js";
 import { median, ratio, rotated } from "../report.js";
 import type { Scenario } from "../scenario.js";
+
+const DIRECT = "origin (direct)";
+const NGINX_CACHE = "nginx proxy_cache (no digest check)";
+const NODE_RELAY = "Node.js relay (no cache)";
+const PROXY = "Distribution proxy";
+const BERTH = "berth";
 
 /** Where skopeo pulls from; started fresh (empty cache) for every pull. */
 interface PullSource {
@@ -16,10 +24,15 @@ interface PullSource {
   close(): Promise<void>;
 }
 
-/** `skopeo copy docker://... dir:OUT` of a ~1 GiB multi-layer image through each cache, from empty, and straight from the origin. */
+/**
+ * `skopeo copy docker://... dir:OUT` of a ~1 GiB multi-layer image through each cache, from
+ * empty, and straight from the origin. Two references show where the limit lies for a cache
+ * on this machine: nginx caching what it proxies (in C, hashing nothing), and a bare Node.js
+ * relay (no cache at all: what any Node.js process in the path costs).
+ */
 export const coldPull: Scenario = {
   name: "cold-pull",
-  description: "skopeo pull of a multi-layer image through empty caches: berth vs Distribution's proxy vs the origin itself",
+  description: "skopeo pull of a multi-layer image through empty caches: berth vs Distribution's proxy vs the origin itself (and nginx's cache, and a bare Node.js relay, for reference)",
   async run({ sizes, workDir, progress }) {
     const open = new OpenResources();
     try {
@@ -31,16 +44,30 @@ export const coldPull: Scenario = {
       await pushImage(image, `${origin.host}/bench/cold:v1`);
 
       const systems: { name: string; start(): Promise<PullSource> }[] = [
-        { name: "origin (direct)", start: async () => ({ reference: `docker://${origin.host}/bench/cold:v1`, close: async () => {} }) },
+        { name: DIRECT, start: async () => ({ reference: `docker://${origin.host}/bench/cold:v1`, close: async () => {} }) },
         {
-          name: "Distribution proxy",
+          name: NGINX_CACHE,
+          start: async () => {
+            const nginx = await Nginx.caching(origin.url);
+            return { reference: `docker://${nginx.host}/bench/cold:v1`, close: () => nginx.close() };
+          },
+        },
+        {
+          name: NODE_RELAY,
+          start: async () => {
+            const relay = await NodeRelay.start(origin.url);
+            return { reference: `docker://${relay.host}/bench/cold:v1`, close: () => relay.close() };
+          },
+        },
+        {
+          name: PROXY,
           start: async () => {
             const proxy = await OriginRegistry.start({ proxy: { remoteUrl: origin.url } });
             return { reference: `docker://${proxy.host}/bench/cold:v1`, close: () => proxy.close() };
           },
         },
         {
-          name: "berth",
+          name: BERTH,
           start: async () => {
             const berth = await QuietBerth.start(origin);
             return { reference: `docker://${berth.host}/${MIRROR_PREFIX}/bench/cold:v1`, close: () => berth.close() };
@@ -62,7 +89,7 @@ export const coldPull: Scenario = {
       }
 
       const throughput = (name: string) => imageBytes / MiB / median(seconds.get(name)!);
-      const [direct, proxy, berth] = systems.map((s) => throughput(s.name));
+      const [direct, proxy, berth] = [DIRECT, PROXY, BERTH].map(throughput);
       return {
         tables: [
           {
