@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { Agent, createServer, request } from "node:http";
 import { join } from "node:path";
 import { makeTempDir, type TempDir } from "../test/support/temp-dir.js";
@@ -7,8 +8,9 @@ import { ServerProcess } from "./server-process.js";
 /**
  * The least a Node.js process in the data path costs: each request passed to the upstream
  * and each answer passed back through `node:http`, with nothing hashed and nothing stored.
- * A cache built on Node.js pays this before it does any of a cache's work. It runs as a
- * process of its own, like the caches it is compared with.
+ * A cache built on Node.js pays this before it does any of a cache's work. With `hashing`,
+ * it also hashes every answer with SHA-256, as a cache must to verify what it stores. It runs
+ * as a process of its own, like the caches it is compared with.
  */
 export class NodeRelay {
   private constructor(
@@ -17,14 +19,14 @@ export class NodeRelay {
     readonly host: string,
   ) {}
 
-  static async start(upstreamUrl: string): Promise<NodeRelay> {
+  static async start(upstreamUrl: string, hashing = false): Promise<NodeRelay> {
     const dir = await makeTempDir("node-relay");
     try {
       const host = `127.0.0.1:${await freeLoopbackPort()}`;
       const server = await ServerProcess.start({
         name: "node relay",
         command: process.execPath,
-        args: [__filename, host, upstreamUrl],
+        args: [__filename, host, upstreamUrl, ...(hashing ? ["--hash"] : [])],
         probeUrl: `http://${host}/v2/`,
         logFile: join(dir.path, "relay.log"),
       });
@@ -41,12 +43,17 @@ export class NodeRelay {
   }
 }
 
-function relay(listen: string, upstreamUrl: string): void {
+function relay(listen: string, upstreamUrl: string, hashing: boolean): void {
   const upstream = new URL(upstreamUrl);
   const agent = new Agent({ keepAlive: true });
   const server = createServer((req, res) => {
     const forwarded = request(upstream, { method: req.method, path: req.url, headers: { ...req.headers, host: upstream.host }, agent }, (answer) => {
       res.writeHead(answer.statusCode ?? 502, answer.headers);
+      if (hashing) {
+        const hash = createHash("sha256");
+        answer.on("data", (chunk: Buffer) => hash.update(chunk));
+        answer.on("end", () => hash.digest());
+      }
       answer.pipe(res);
     });
     forwarded.on("error", () => res.destroy());
@@ -56,4 +63,4 @@ function relay(listen: string, upstreamUrl: string): void {
   server.listen(Number(port), hostname);
 }
 
-if (require.main === module) relay(process.argv[2], process.argv[3]);
+if (require.main === module) relay(process.argv[2], process.argv[3], process.argv[4] === "--hash");

@@ -15,6 +15,7 @@ import type { Scenario } from "../scenario.js";
 const DIRECT = "origin (direct)";
 const NGINX_CACHE = "nginx proxy_cache (no digest check)";
 const NODE_RELAY = "Node.js relay (no cache)";
+const HASHING_NODE_RELAY = "Node.js relay hashing (no store)";
 const PROXY = "Distribution proxy";
 const BERTH = "berth";
 
@@ -26,9 +27,10 @@ interface PullSource {
 
 /**
  * `skopeo copy docker://... dir:OUT` of a ~1 GiB multi-layer image through each cache, from
- * empty, and straight from the origin. Two references show where the limit lies for a cache
- * on this machine: nginx caching what it proxies (in C, hashing nothing), and a bare Node.js
- * relay (no cache at all: what any Node.js process in the path costs).
+ * empty, and straight from the origin. References show where the limit lies for a cache on
+ * this machine: nginx caching what it proxies (in C, hashing nothing), and a bare Node.js
+ * relay (no cache at all: what any Node.js process in the path costs), also hashing what it
+ * passes on (what verifying costs on top).
  */
 export const coldPull: Scenario = {
   name: "cold-pull",
@@ -56,6 +58,13 @@ export const coldPull: Scenario = {
           name: NODE_RELAY,
           start: async () => {
             const relay = await NodeRelay.start(origin.url);
+            return { reference: `docker://${relay.host}/bench/cold:v1`, close: () => relay.close() };
+          },
+        },
+        {
+          name: HASHING_NODE_RELAY,
+          start: async () => {
+            const relay = await NodeRelay.start(origin.url, true);
             return { reference: `docker://${relay.host}/bench/cold:v1`, close: () => relay.close() };
           },
         },
