@@ -53,10 +53,14 @@ export function parseManifest(bytes: Buffer, contentType: string | undefined): P
   if (!MANIFEST_TYPES.includes(mediaType)) throw invalid(`unsupported manifest media type ${mediaType}`);
 
   const parsed: ParsedManifest = { mediaType, blobs: [], manifests: [] };
+  // A document with both shapes could be read as an image by one client and as an index by
+  // another (CVE-2021-41190); Distribution refuses it, and so does berth.
   if (INDEX_TYPES.includes(mediaType)) {
+    if (body.config !== undefined || body.layers !== undefined) throw invalid("an index may not have config or layers");
     if (!Array.isArray(body.manifests)) throw invalid("an index needs a manifests array");
     parsed.manifests = body.manifests.map((d, i) => descriptor(d, `manifests[${i}]`));
   } else {
+    if (body.manifests !== undefined) throw invalid("an image manifest may not have a manifests array");
     if (!Array.isArray(body.layers)) throw invalid("an image manifest needs a layers array");
     const config = descriptor(body.config, "config");
     parsed.blobs.push(Digest.parse(config.digest)!);

@@ -104,6 +104,14 @@ describe("parseManifest", () => {
     it(`refuses ${what}`, () => assertInvalid(document, document.mediaType === OCI_INDEX ? OCI_INDEX : undefined));
   }
 
+  it("refuses a document that reads as both an image manifest and an index, as Distribution does since CVE-2021-41190", () => {
+    assertInvalid(image({ manifests: [SUBJECT] }));
+    assertInvalid(image({ mediaType: DOCKER_MANIFEST, manifests: [] }));
+    assertInvalid(index({ layers: [LAYER] }), OCI_INDEX);
+    assertInvalid(index({ config: CONFIG }), OCI_INDEX);
+    assertInvalid(index({ mediaType: DOCKER_MANIFEST_LIST, layers: [] }));
+  });
+
   it("refuses bodies that are not a JSON object of schemaVersion 2", () => {
     for (const text of ["", "blablabla", "[]", "null", "2", '"manifest"', "\uFEFF{}"]) {
       assert.throws(() => parseManifest(Buffer.from(text), OCI_MANIFEST), RegistryError, JSON.stringify(text));
