@@ -127,12 +127,15 @@ function invalid(message: string): RegistryError {
   return new RegistryError("MANIFEST_INVALID", message);
 }
 
-/** Digests a manifest or index points at: config, layers, child manifests. */
-export function referencedDigests(bytes: Buffer): Digest[] {
+/**
+ * What a manifest or index needs its registry to hold, and so what a registry serving it
+ * vouches for: an image manifest's config and distributable layers, an index's manifests.
+ * Foreign layers live at their urls, and no registry checks that it holds them.
+ */
+export function referencedDigests(bytes: Buffer, mediaType?: string): Digest[] {
   try {
-    const body = JSON.parse(bytes.toString("utf8")) as { config?: { digest?: unknown }; layers?: { digest?: unknown }[]; manifests?: { digest?: unknown }[] };
-    const descriptors = [body.config, ...(Array.isArray(body.layers) ? body.layers : []), ...(Array.isArray(body.manifests) ? body.manifests : [])];
-    return descriptors.flatMap((d) => (typeof d?.digest === "string" ? [Digest.parse(d.digest)].filter((x): x is Digest => x !== undefined) : []));
+    const parsed = parseManifest(bytes, mediaType);
+    return [...parsed.blobs, ...parsed.manifests.map((child) => Digest.parse(child.digest)!)];
   } catch {
     return [];
   }

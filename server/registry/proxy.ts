@@ -240,10 +240,10 @@ export class ProxyRepository implements Repository {
   }
 
   /** The upstream served this to the requester: so it may see it, and, when it needed no credentials, so may anyone. A manifest vouches for what it references. */
-  private async recordProvenance(content: { digest: Digest; bytes?: Buffer }, provenance: Provenance): Promise<void> {
+  private async recordProvenance(content: { digest: Digest; bytes?: Buffer; mediaType?: string }, provenance: Provenance): Promise<void> {
     const viewer = this.requester.viewer;
     if (!viewer) return;
-    const digests = [content.digest, ...(content.bytes ? referencedDigests(content.bytes) : [])];
+    const digests = [content.digest, ...(content.bytes ? referencedDigests(content.bytes, content.mediaType) : [])];
     await this.mirror.visibility.record(this.upstreamName, digests, viewer, provenance.anonymous);
   }
 

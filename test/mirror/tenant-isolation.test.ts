@@ -10,8 +10,11 @@ import { startMirror } from "./mirror-fixture.js";
 
 const sha256 = (bytes: Buffer) => `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
 
-/** Pushes a one-layer image over the distribution API, as a client with `authorization` would. */
-async function pushImage(origin: string, repository: string, tag: string, authorization?: string): Promise<{ manifest: string; layer: string }> {
+/**
+ * Pushes a one-layer image over the distribution API, as a client with `authorization` would;
+ * `extra` adds fields to its manifest.
+ */
+async function pushImage(origin: string, repository: string, tag: string, authorization?: string, extra: Record<string, unknown> = {}): Promise<{ manifest: string; layer: string }> {
   const headers: Record<string, string> = authorization ? { authorization } : {};
   const put = async (bytes: Buffer) => {
     const digest = sha256(bytes);
@@ -35,10 +38,11 @@ async function pushImage(origin: string, repository: string, tag: string, author
       mediaType: "application/vnd.oci.image.manifest.v1+json",
       config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: configDigest, size: config.length },
       layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", digest: layer, size: layerBytes.length }],
+      ...extra,
     }),
   );
   const response = await fetch(`${origin}/v2/${repository}/manifests/${tag}`, { method: "PUT", body: new Uint8Array(manifest), headers: { ...headers, "content-type": "application/vnd.oci.image.manifest.v1+json" } });
-  assert.equal(response.status, 201);
+  assert.equal(response.status, 201, `manifest push to ${origin}: ${response.status} ${await response.text()}`);
   return { manifest: sha256(manifest), layer };
 }
 
@@ -54,7 +58,7 @@ describe("tenant isolation of mirrored content", () => {
 
   before(async () => {
     privateOrigin = await OriginRegistry.start({ auth: { kind: "htpasswd", users: { owner: "owner-secret" } } });
-    publicOrigin = await OriginRegistry.start();
+    publicOrigin = await OriginRegistry.start({ foreignLayerUrls: "^https://layers\\.example\\.com/" });
     privateImage = await pushImage(privateOrigin.url, "team/app", "v1", basic("owner", "owner-secret"));
     publicImage = await pushImage(publicOrigin.url, "library/tool", "v1");
     dir = await mkdtemp(join(tmpdir(), "berth-tenants-"));
@@ -128,6 +132,18 @@ describe("tenant isolation of mirrored content", () => {
     assert.equal((await get("carol", `private/team/app/blobs/${privateImage.layer}`)).status, 200);
     assert.equal((await get("carol", `private/team/app/manifests/${privateImage.manifest}`)).status, 200);
     assert.equal((await privateOrigin.accessLog()).length, asked, "a confirmed tenant is served from the cache without asking again");
+  });
+
+  it("does not take a public manifest's word for a blob it names where the upstream checks nothing", async () => {
+    assert.equal((await get("alice", `private/team/app/blobs/${privateImage.layer}`)).status, 200, "the private layer is cached");
+    // A foreign layer lives at its urls: the upstream never checked that this repository holds it.
+    const lure = await pushImage(publicOrigin.url, "library/lure", "v1", undefined, {
+      layers: [{ mediaType: "application/vnd.oci.image.layer.nondistributable.v1.tar", digest: privateImage.layer, size: 64 * 1024, urls: ["https://layers.example.com/base.tar"] }],
+    });
+    assert.equal((await get("bob", `public/library/lure/manifests/${lure.manifest}`)).status, 200);
+    const leaked = await get("bob", `public/library/lure/blobs/${privateImage.layer}`);
+    assert.equal(leaked.status, 404, "the upstream has no such blob in library/lure");
+    assert.equal(leaked.code, "BLOB_UNKNOWN");
   });
 
   it("shares anonymously fetched public content between tenants without asking the upstream", async () => {

@@ -26,6 +26,11 @@ export interface OriginRegistryOptions {
    * Distribution panics at start-up otherwise. It can only authenticate to Bearer realms.
    */
   proxy?: { remoteUrl: string; username?: string; password?: string };
+  /**
+   * Takes foreign (non-distributable) layers whose urls match this regular expression, as
+   * Docker Hub takes Windows base layers; Distribution refuses every foreign layer otherwise.
+   */
+  foreignLayerUrls?: string;
 }
 
 /**
@@ -185,6 +190,7 @@ async function registryConfig(dir: string, options: OriginRegistryOptions) {
       },
     };
   }
+  if (options.foreignLayerUrls) config.validation = { manifests: { urls: { allow: [options.foreignLayerUrls] } } };
   if (options.proxy) {
     config.proxy = {
       remoteurl: options.proxy.remoteUrl,
