@@ -440,7 +440,6 @@ export class ProxyRepository implements Repository {
   }
 }
 
-
 /** Upstream manifest lookups in flight, per upstream client (one per set of credentials), viewer and `repository:reference`. */
 const manifestLookups = new WeakMap<UpstreamClient, Map<string, Promise<ManifestContent>>>();
 
