@@ -20,6 +20,7 @@ import { ContentCollector } from "./registry/content-collector.js";
 import { HostedRegistry } from "./registry/hosted-registry.js";
 import { parsePlatform } from "./registry/platform.js";
 import { PlatformRegistry } from "./registry/platform-registry.js";
+import { DeliveredBlobs } from "./registry/delivered-blobs.js";
 import { MirrorVisibility } from "./registry/mirror-visibility.js";
 import { ProxyRepository, type Mirror, type Requester } from "./registry/proxy.js";
 import type { RequestedBy } from "./registry/registry.js";
@@ -51,13 +52,13 @@ export interface Berth {
 
 export async function startBerth(config: BerthConfig, log: Logger): Promise<Berth> {
   const storage = await openFilesystemStorage(config.storage.root);
-  const auth = await setUpAuth(config);
   const fills = new BlobFills(storage.driver, storage.blobs);
   const backoff = new UpstreamBackoff();
   const metrics = new BerthMetrics({ fills, backoff, upstreams: config.upstreams });
   const mirrors = await createMirrors(config, storage, fills, backoff, metrics, log);
   const defaultMirror = mirrors.find((m) => m.upstream.host === config.defaultUpstream || m.upstream.prefix === config.defaultUpstream);
   const routing = new RoutingRegistry(new HostedRegistry(storage), storage.metadata, mirrors, defaultMirror);
+  const auth = await setUpAuth(config, Date.now, (name) => routing.policyNames(name));
   const registry = new PlatformRegistry(routing, {
     defaultPlatform: parsePlatform(config.platform)!,
     fallbackArchitectures: (repository) => probed(repository instanceof ProxyRepository ? repository.upstream.archFallback : config.hosted.archFallback),
@@ -66,7 +67,7 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
   await storage.blobs.usage.load();
   const collector = new ContentCollector(
     storage,
-    mirrors.map((m) => m.cache),
+    mirrors,
     { maxCacheBytes: config.cache.maxSize, minAgeMs: config.cache.minAge, uploadMaxAgeMs: config.storage.uploadMaxAge },
     log.child({ component: "collector" }),
     metrics,
@@ -86,7 +87,6 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
     requestMetrics: metrics,
     metricsRoute: createMetricsRoute(metrics),
     statusPage: createStatusPage({ status: () => metrics.status(), loopbackOnly: config.auth.mode !== "none" }),
-    storesBlob: async (digest) => (await storage.blobs.size(digest)) !== undefined,
     log,
     ready: async () => {
       if (closing) return false;
@@ -173,6 +173,7 @@ async function createMirrors(config: BerthConfig, storage: Storage, fills: BlobF
       backoff,
       tagLists: new NodeCache({ stdTTL: 30, useClones: false, checkperiod: 0 }),
       visibility: new MirrorVisibility(storage.driver, `mirrors/${upstream.prefix}`, upstream.accessConfirmationTTL),
+      delivered: new DeliveredBlobs(storage.driver, `mirrors/${upstream.prefix}`),
       requesterFor: (who?: RequestedBy): Requester => {
         if (!isolated || !who) return { client };
         const viewer = who.tenant ? `tenant:${who.tenant}` : `subject:${who.subject}`;

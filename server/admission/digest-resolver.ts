@@ -1,7 +1,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import type { Digest } from "../reference/digest.js";
 import { IMAGE_MANIFEST_TYPES, INDEX_TYPES } from "../registry/media-types.js";
-import type { Registry } from "../registry/registry.js";
+import { openRepository, type Registry } from "../registry/registry.js";
 
 /** Every manifest type, indexes first: a multi-arch tag resolves to its index, as a runtime's pull would. */
 const ACCEPT_ANY_MANIFEST = [...INDEX_TYPES, ...IMAGE_MANIFEST_TYPES];
@@ -20,7 +20,7 @@ export class DigestResolver {
   /** The digest `name:tag` has at berth now; rejects with the registry's reason, or after the timeout. */
   async resolve(name: string, tag: string): Promise<Digest> {
     const lookup = (async () => {
-      const repository = await this.registry.repository({ name, intent: "read" });
+      const repository = await openRepository(this.registry, { name, intent: "read" });
       return (await repository.getManifest({ tag }, { accept: ACCEPT_ANY_MANIFEST })).digest;
     })().catch((err: unknown) => {
       throw new Error(reasonOf(err));

@@ -4,8 +4,16 @@ import type { IncomingMessage } from "node:http";
 export type Action = "pull" | "push" | "delete";
 
 export interface AccessRequest {
-  /** The repository acted on; undefined for registry-wide resources such as `/v2/` or the catalog. */
+  /**
+   * The policy name of the repository acted on (one name per repository, whatever route the
+   * request took); undefined for registry-wide resources such as `/v2/` or the catalog.
+   */
   repository?: string;
+  /**
+   * The names a token's scope may give this repository (the name as addressed, and the
+   * canonical one): clients ask for the path they request. Default: `[repository]`.
+   */
+  scopeNames?: readonly string[];
   actions: Action[];
   /** Registry-wide resource, e.g. `registry:catalog:*`. */
   registryResource?: "catalog";

@@ -15,11 +15,20 @@ export interface PolicyRule {
 
 const TENANT_PLACEHOLDER = "{tenant}";
 
+/**
+ * The policy names a repository named without `?ns=` may stand for: itself, and the mirrored
+ * repository of the default upstream when no hosted repository takes the name.
+ */
+export type PolicyNames = (name: string) => readonly string[];
+
 /** Decides what a principal may do; grants are the union of the rules that select it. */
 export class Policy {
   private readonly patterns = new Map<string, RegExp>();
 
-  constructor(private readonly rules: readonly PolicyRule[]) {}
+  constructor(
+    private readonly rules: readonly PolicyRule[],
+    private readonly policyNames: PolicyNames = (name) => [name],
+  ) {}
 
   allows(principal: Principal, repository: string, action: Action): boolean {
     return this.rules.some(
@@ -31,7 +40,12 @@ export class Policy {
     return this.rules.some((rule) => rule.catalog && selects(rule, principal));
   }
 
-  /** The part of `requested` the principal may have: an intersection, never an error for asking too much. */
+  /**
+   * The part of `requested` the principal may have: an intersection, never an error for asking
+   * too much. A scope names a repository the way a client addressed it, so it is granted when
+   * policy allows any repository that name may stand for; each request is then decided on the
+   * policy name of the repository it actually reaches.
+   */
   grant(principal: Principal, requested: readonly ResourceAccess[]): ResourceAccess[] {
     const granted: ResourceAccess[] = [];
     for (const access of requested) {
@@ -43,7 +57,7 @@ export class Policy {
 
   private allowsScope(principal: Principal, type: string, name: string, action: string): boolean {
     if (type === "registry") return name === "catalog" && action === "*" && this.allowsCatalog(principal);
-    return type === "repository" && isAction(action) && this.allows(principal, name, action);
+    return type === "repository" && isAction(action) && this.policyNames(name).some((policyName) => this.allows(principal, policyName, action));
   }
 
   private matches(glob: string, repository: string, principal: Principal): boolean {

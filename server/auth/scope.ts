@@ -43,11 +43,14 @@ export function formatScope(access: ResourceAccess): string {
   return `${access.type}:${access.name}:${access.actions.join(",")}`;
 }
 
-/** The scope a request needs, as a challenge names it; undefined for `/v2/` itself. */
-export function requiredAccess(request: AccessRequest): ResourceAccess | undefined {
-  if (request.registryResource === "catalog") return { type: "registry", name: "catalog", actions: ["*"] };
-  if (request.repository === undefined) return undefined;
-  return { type: "repository", name: request.repository, actions: [...request.actions] };
+/**
+ * The scopes a challenge names for a request, any one of which a token may cover: one per
+ * name the repository may be asked for by; none for `/v2/` itself.
+ */
+export function requiredAccess(request: AccessRequest): ResourceAccess[] {
+  if (request.registryResource === "catalog") return [{ type: "registry", name: "catalog", actions: ["*"] }];
+  if (request.repository === undefined) return [];
+  return (request.scopeNames ?? [request.repository]).map((name) => ({ type: "repository", name, actions: [...request.actions] }));
 }
 
 /** Whether `granted` covers every action `needed` asks on its resource. */

@@ -3,7 +3,7 @@ import type { BerthConfig } from "../../config/schema.js";
 import { ConfigError } from "../../config/load.js";
 import { OpenAccess, type AccessController } from "./access.js";
 import { Accounts } from "./accounts.js";
-import { Policy } from "./policy.js";
+import { Policy, type PolicyNames } from "./policy.js";
 import { ServiceAccountTokens } from "./service-accounts.js";
 import { KeyRing } from "./signing-keys.js";
 import { TokenAccess } from "./token-access.js";
@@ -17,8 +17,11 @@ export interface Auth {
   tokenService?: TokenService;
 }
 
-/** Builds auth for `auth.mode`. `now` (ms) is injectable so tests can move time. */
-export async function setUpAuth(config: BerthConfig, now: () => number = Date.now): Promise<Auth> {
+/**
+ * Builds auth for `auth.mode`. `now` (ms) is injectable so tests can move time; `policyNames`
+ * is the registry's routing of names without `?ns=` (see Policy.grant).
+ */
+export async function setUpAuth(config: BerthConfig, now: () => number = Date.now, policyNames?: PolicyNames): Promise<Auth> {
   const auth = config.auth;
   if (auth.mode === "none") return { access: new OpenAccess() };
 
@@ -42,7 +45,7 @@ export async function setUpAuth(config: BerthConfig, now: () => number = Date.no
     refreshLifetimeSeconds: token.refreshLifetime / 1000,
     now,
   });
-  const policy = new Policy(auth.policy);
+  const policy = new Policy(auth.policy, policyNames);
   const serviceAccounts = auth.serviceAccounts && new ServiceAccountTokens({ ...auth.serviceAccounts, refreshMs: auth.serviceAccounts.jwksRefresh, now });
   return {
     access: new TokenAccess(tokens, policy, { service: token.service, publicUrl: token.publicUrl }),

@@ -4,7 +4,7 @@ import type { AccessController, AccessRequest, Action, Principal } from "./acces
 import { parseAuthorization } from "./authorization-header.js";
 import { formatBearerChallenge, type BearerChallenge } from "./challenge.js";
 import type { Policy } from "./policy.js";
-import { covers, formatScope, requiredAccess, type ResourceAccess } from "./scope.js";
+import { covers, formatScope, requiredAccess } from "./scope.js";
 import { TokenRejected, type BerthTokens, type VerifiedAccessToken } from "./tokens.js";
 
 export interface TokenAccessOptions {
@@ -31,7 +31,7 @@ export class TokenAccess implements AccessController {
       "WWW-Authenticate": formatBearerChallenge({
         realm: this.realm(request),
         service: this.options.service,
-        ...(needed ? { scope: formatScope(needed) } : {}),
+        ...(needed.length > 0 ? { scope: needed.map(formatScope).join(" ") } : {}),
         ...(error ? { error } : {}),
       }),
     });
@@ -46,13 +46,14 @@ export class TokenAccess implements AccessController {
       if (!(err instanceof TokenRejected)) throw err;
       throw new RegistryError("UNAUTHORIZED", err.message, undefined, { headers: challenge("invalid_token") });
     }
-    if (!needed || covers(verified.access, needed)) return verified.principal;
+    if (needed.length === 0) return verified.principal;
+    // The token says the client asked for this repository; policy, on its one name, says whether it may.
+    const allowed = this.policyAllows(verified.principal, access);
+    if (allowed && needed.some((scope) => covers(verified.access, scope))) return verified.principal;
 
-    const detail = needed.actions.map((action) => ({ type: needed.type, name: needed.name, action }));
+    const detail = needed[0].actions.map((action) => ({ type: needed[0].type, name: needed[0].name, action }));
     // A new token helps only when policy would grant it; an authenticated principal it never would is denied outright.
-    if (verified.principal.role !== undefined && !this.policyAllows(verified.principal, needed)) {
-      throw new RegistryError("DENIED", undefined, detail);
-    }
+    if (verified.principal.role !== undefined && !allowed) throw new RegistryError("DENIED", undefined, detail);
     throw new RegistryError("UNAUTHORIZED", "token does not grant this access", detail, { headers: challenge("insufficient_scope") });
   }
 
@@ -60,8 +61,10 @@ export class TokenAccess implements AccessController {
     return this.policy.allows(principal, repository, action);
   }
 
-  private policyAllows(principal: Principal, needed: ResourceAccess): boolean {
-    return this.policy.grant(principal, [needed])[0]?.actions.length === needed.actions.length;
+  private policyAllows(principal: Principal, access: AccessRequest): boolean {
+    if (access.registryResource === "catalog") return this.policy.allowsCatalog(principal);
+    const repository = access.repository;
+    return repository !== undefined && access.actions.every((action) => this.policy.allows(principal, repository, action));
   }
 
   private realm(request: IncomingMessage): string {

@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { createLogger } from "../log.js";
 import { ContentCollector, type CollectionReport } from "../registry/content-collector.js";
+import { DeliveredBlobs } from "../registry/delivered-blobs.js";
 import { RepositoryMetadata } from "../storage/repository-metadata.js";
 import { openFilesystemStorage } from "../storage/storage.js";
 import { formatBytes } from "../human-readable.js";
@@ -49,7 +50,10 @@ async function collectOffline(values: { storage?: string; config?: string }): Pr
   const collector = new ContentCollector(
     storage,
     // Where berth keeps each upstream's mirror metadata (as server.ts opens it).
-    config.upstreams.map((upstream) => new RepositoryMetadata(storage.driver, `mirrors/${upstream.prefix}`)),
+    config.upstreams.map((upstream) => ({
+      cache: new RepositoryMetadata(storage.driver, `mirrors/${upstream.prefix}`),
+      delivered: new DeliveredBlobs(storage.driver, `mirrors/${upstream.prefix}`),
+    })),
     { maxCacheBytes: config.cache.maxSize, minAgeMs: config.cache.minAge, uploadMaxAgeMs: config.storage.uploadMaxAge },
     createLogger("warn"),
   );

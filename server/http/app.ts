@@ -1,8 +1,7 @@
 import express, { type Request, type Response, type NextFunction } from "express";
 import type { AccessController, AccessRequest, Principal } from "../auth/access.js";
-import type { Digest } from "../reference/digest.js";
 import { RegistryError } from "../registry/errors.js";
-import type { Registry, Repository } from "../registry/registry.js";
+import type { Registry, Repository, RepositoryRoute, RequestedBy } from "../registry/registry.js";
 import type { Logger } from "../log.js";
 import { NO_METRICS, type RequestMetrics } from "../metrics/registry-metrics.js";
 import { deleteBlob, getBlob, headBlob } from "./blob-handlers.js";
@@ -31,12 +30,7 @@ export interface AppDependencies {
   metricsRoute?: express.Router;
   /** /ui, the status page. */
   statusPage?: express.Router;
-  /** Whether berth's store holds a blob, for the `Berth-Cache` header of blob responses. */
-  storesBlob?: (digest: Digest) => Promise<boolean>;
 }
-
-/** On blob responses: `hit` when berth's store held the blob before the request, else `miss`. */
-export const CACHE_HEADER = "Berth-Cache";
 
 export function createApp(deps: AppDependencies): express.Express {
   const app = express();
@@ -84,18 +78,32 @@ async function serveV2(req: Request, res: Response, deps: AppDependencies): Prom
     const allowed = Object.keys(operations).flatMap((m) => (m === "GET" ? ["GET", "HEAD"] : [m]));
     throw new RegistryError("UNSUPPORTED", `${req.method} is not supported here`, undefined, { headers: { Allow: allowed.join(", ") } });
   }
-  res.locals.principal = await deps.access.authorize(req, accessFor(path, operation.actions));
-  await operation.run(req, res, path, deps);
+  const route = "name" in path ? await deps.registry.route({ name: path.name, namespace: namespaceOf(req), intent: intentOf(req, path) }) : undefined;
+  const principal = await deps.access.authorize(req, accessFor(path, route, operation.actions));
+  res.locals.principal = principal;
+  await operation.run(req, res, path, { deps, principal, route });
+}
+
+/** What an operation runs with: the authorized principal, and the route of its repository (none for `/v2/` and the catalog). */
+interface Context {
+  deps: AppDependencies;
+  principal: Principal;
+  route?: RepositoryRoute;
+}
+
+/** Whom a repository serves: the principal, with what policy lets it pull (a fallback may read related repositories). */
+function requestedBy(principal: Principal, deps: AppDependencies): RequestedBy {
+  return { subject: principal.subject, tenant: principal.tenant, mayPull: (policyName) => deps.access.allows(principal, policyName, "pull") };
 }
 
 interface Operation {
   actions: AccessRequest["actions"];
-  run: (req: Request, res: Response, path: V2Path, deps: AppDependencies) => Promise<void>;
+  run: (req: Request, res: Response, path: V2Path, context: Context) => Promise<void>;
 }
 
-const repositoryOf = (req: Request, path: V2Path, deps: AppDependencies) => {
-  if (!("name" in path)) throw new Error(`route ${path.kind} has no repository`);
-  return deps.registry.repository({ name: path.name, namespace: namespaceOf(req), intent: intentOf(req, path), requestedBy: req.res?.locals.principal as Principal | undefined });
+const repositoryOf = (context: Context) => {
+  if (!context.route) throw new Error("this route has no repository");
+  return context.route.open(requestedBy(context.principal, context.deps));
 };
 
 /**
@@ -111,9 +119,9 @@ function intentOf(req: Request, path: V2Path): "read" | "write" {
 
 type ByKind<K extends V2Path["kind"]> = Extract<V2Path, { kind: K }>;
 const on =
-  <K extends V2Path["kind"]>(_kind: K, actions: AccessRequest["actions"], run: (req: Request, res: Response, path: ByKind<K>, deps: AppDependencies) => Promise<void>): Operation => ({
+  <K extends V2Path["kind"]>(_kind: K, actions: AccessRequest["actions"], run: (req: Request, res: Response, path: ByKind<K>, context: Context) => Promise<void>): Operation => ({
     actions,
-    run: (req, res, path, deps) => run(req, res, path as ByKind<K>, deps),
+    run: (req, res, path, context) => run(req, res, path as ByKind<K>, context),
   });
 
 const OPERATIONS: Record<V2Path["kind"], Record<string, Operation>> = {
@@ -121,53 +129,54 @@ const OPERATIONS: Record<V2Path["kind"], Record<string, Operation>> = {
     GET: on("base", [], async (_req, res) => sendJson(res, 200, {})),
   },
   catalog: {
-    GET: on("catalog", [], async (req, res, _path, deps) => listCatalog(req, res, deps.registry)),
+    GET: on("catalog", [], async (req, res, _path, { deps, principal }) =>
+      listCatalog(req, res, deps.registry, (name) => deps.access.allows(principal, name, "pull")),
+    ),
   },
   manifest: {
-    GET: on("manifest", ["pull"], async (req, res, path, deps) => {
+    GET: on("manifest", ["pull"], async (req, res, path, context) => {
       const reference = existingManifestReference(path.reference);
-      await getManifest(req, res, await repositoryOf(req, path, deps), reference);
+      await getManifest(req, res, await repositoryOf(context), reference);
     }),
-    PUT: on("manifest", ["pull", "push"], async (req, res, path, deps) => {
+    PUT: on("manifest", ["pull", "push"], async (req, res, path, context) => {
       const reference = pushManifestReference(path.reference);
-      await putManifest(req, res, await repositoryOf(req, path, deps), reference);
+      await putManifest(req, res, await repositoryOf(context), reference);
     }),
-    DELETE: on("manifest", ["delete"], async (req, res, path, deps) => {
+    DELETE: on("manifest", ["delete"], async (_req, res, path, context) => {
       const reference = existingManifestReference(path.reference);
-      await deleteManifest(res, await repositoryOf(req, path, deps), reference);
+      await deleteManifest(res, await repositoryOf(context), reference);
     }),
   },
   blob: {
-    GET: on("blob", ["pull"], async (req, res, path, deps) => {
-      const repository = await repositoryOf(req, path, deps);
-      if (deps.storesBlob) res.setHeader(CACHE_HEADER, (await deps.storesBlob(path.digest)) ? "hit" : "miss");
+    GET: on("blob", ["pull"], async (req, res, path, context) => {
+      const repository = await repositoryOf(context);
       if (req.method === "HEAD") await headBlob(res, repository, path.digest);
       else await getBlob(req, res, repository, path.digest);
     }),
-    DELETE: on("blob", ["delete"], async (req, res, path, deps) => deleteBlob(res, await repositoryOf(req, path, deps), path.digest)),
+    DELETE: on("blob", ["delete"], async (_req, res, path, context) => deleteBlob(res, await repositoryOf(context), path.digest)),
   },
   uploads: {
-    POST: on("uploads", ["pull", "push"], async (req, res, path, deps) =>
-      startUpload(req, res, await repositoryOf(req, path, deps), (name) => mountSource(req, name, deps)),
+    POST: on("uploads", ["pull", "push"], async (req, res, _path, context) =>
+      startUpload(req, res, await repositoryOf(context), (name) => mountSource(req, name, context.deps)),
     ),
   },
   upload: {
-    GET: on("upload", ["pull", "push"], async (req, res, path, deps) => uploadStatus(res, await repositoryOf(req, path, deps), path.id)),
-    PATCH: on("upload", ["pull", "push"], async (req, res, path, deps) => appendUpload(req, res, await repositoryOf(req, path, deps), path.id)),
-    PUT: on("upload", ["pull", "push"], async (req, res, path, deps) => completeUpload(req, res, await repositoryOf(req, path, deps), path.id)),
-    DELETE: on("upload", ["pull", "push"], async (req, res, path, deps) => cancelUpload(res, await repositoryOf(req, path, deps), path.id)),
+    GET: on("upload", ["pull", "push"], async (_req, res, path, context) => uploadStatus(res, await repositoryOf(context), path.id)),
+    PATCH: on("upload", ["pull", "push"], async (req, res, path, context) => appendUpload(req, res, await repositoryOf(context), path.id)),
+    PUT: on("upload", ["pull", "push"], async (req, res, path, context) => completeUpload(req, res, await repositoryOf(context), path.id)),
+    DELETE: on("upload", ["pull", "push"], async (_req, res, path, context) => cancelUpload(res, await repositoryOf(context), path.id)),
   },
   tags: {
-    GET: on("tags", ["pull"], async (req, res, path, deps) => listTags(req, res, await repositoryOf(req, path, deps))),
+    GET: on("tags", ["pull"], async (req, res, _path, context) => listTags(req, res, await repositoryOf(context))),
   },
   referrers: {
-    GET: on("referrers", ["pull"], async (req, res, path, deps) => listReferrers(req, res, await repositoryOf(req, path, deps), path.digest)),
+    GET: on("referrers", ["pull"], async (req, res, path, context) => listReferrers(req, res, await repositoryOf(context), path.digest)),
   },
 };
 
-function accessFor(path: V2Path, actions: AccessRequest["actions"]): AccessRequest {
+function accessFor(path: V2Path, route: RepositoryRoute | undefined, actions: AccessRequest["actions"]): AccessRequest {
   if (path.kind === "catalog") return { actions: [], registryResource: "catalog" };
-  return "name" in path ? { repository: path.name, actions } : { actions };
+  return route ? { repository: route.policyName, scopeNames: route.scopeNames, actions } : { actions };
 }
 
 /**
@@ -175,14 +184,15 @@ function accessFor(path: V2Path, actions: AccessRequest["actions"]): AccessReque
  * client that may not gets an ordinary upload session, so a mount never leaks content.
  */
 async function mountSource(req: Request, name: string, deps: AppDependencies): Promise<Repository | undefined> {
+  const route = await deps.registry.route({ name, intent: "read" });
   let principal: Principal;
   try {
-    principal = await deps.access.authorize(req, { repository: name, actions: ["pull"] });
+    principal = await deps.access.authorize(req, { repository: route.policyName, scopeNames: route.scopeNames, actions: ["pull"] });
   } catch (err) {
     if (err instanceof RegistryError && (err.status === 401 || err.status === 403)) return undefined;
     throw err;
   }
-  return deps.registry.repository({ name, requestedBy: principal });
+  return route.open(requestedBy(principal, deps));
 }
 
 function namespaceOf(req: Request): string | undefined {

@@ -6,22 +6,29 @@ import type { Repository } from "../registry/registry.js";
 import { parseRangeHeader } from "./byte-range.js";
 import { sendEmpty } from "./responses.js";
 
+/**
+ * On successful blob answers only: `hit` when berth served what it had cached for the
+ * repository, `miss` when it fetched the blob for the request. A refusal carries none: it would
+ * tell anyone what is cached.
+ */
+export const CACHE_HEADER = "Berth-Cache";
+
 export async function headBlob(res: Response, repository: Repository, digest: Digest): Promise<void> {
-  const size = await repository.statBlob(digest);
-  setBlobHeaders(res, digest);
-  res.setHeader("Content-Length", size);
+  const info = await repository.statBlob(digest);
+  setBlobHeaders(res, digest, info.cached);
+  res.setHeader("Content-Length", info.size);
   res.status(200).end();
 }
 
 export async function getBlob(req: Request, res: Response, repository: Repository, digest: Digest): Promise<void> {
   const rangeHeader = req.header("range");
-  const size = rangeHeader === undefined ? undefined : await repository.statBlob(digest);
+  const size = rangeHeader === undefined ? undefined : (await repository.statBlob(digest)).size;
   const range = size === undefined ? undefined : parseRangeHeader(rangeHeader, size);
   if (range === "unsatisfiable") {
     throw new RegistryError("RANGE_INVALID", undefined, undefined, { headers: { "Content-Range": `bytes */${size}` } });
   }
   const blob = await repository.openBlob(digest, range);
-  setBlobHeaders(res, digest);
+  setBlobHeaders(res, digest, blob.cached);
   for (const warning of blob.warnings ?? []) res.append("Warning", `299 - "${warning.replace(/"/g, "'")}"`);
   if (range) {
     res.status(206);
@@ -46,7 +53,8 @@ export async function deleteBlob(res: Response, repository: Repository, digest: 
   sendEmpty(res, 202);
 }
 
-function setBlobHeaders(res: Response, digest: Digest): void {
+function setBlobHeaders(res: Response, digest: Digest, cached: boolean): void {
+  res.setHeader(CACHE_HEADER, cached ? "hit" : "miss");
   res.setHeader("Content-Type", "application/octet-stream");
   res.setHeader("Docker-Content-Digest", digest.toString());
   res.setHeader("Accept-Ranges", "bytes");

@@ -12,8 +12,9 @@ export async function listTags(req: Request, res: Response, repository: Reposito
   sendJson(res, 200, { name: repository.name, tags: page.items });
 }
 
-export async function listCatalog(req: Request, res: Response, registry: Registry): Promise<void> {
-  const page = paginate(req, await registry.catalog(), "/v2/_catalog");
+/** The hosted repositories the client may pull: the catalog is per viewer. */
+export async function listCatalog(req: Request, res: Response, registry: Registry, mayPull: (name: string) => boolean): Promise<void> {
+  const page = paginate(req, (await registry.catalog()).filter(mayPull), "/v2/_catalog");
   if (page.link) res.setHeader("Link", page.link);
   sendJson(res, 200, { repositories: page.items });
 }

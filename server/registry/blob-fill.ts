@@ -289,13 +289,17 @@ export class BlobFills {
     private readonly blobs: BlobStore,
   ) {}
 
-  get(digest: Digest): BlobFill | undefined {
-    return this.inflight.get(digest.toString());
+  /**
+   * The fill of `digest` from `source` (an upstream repository) in flight. Fills are per source:
+   * bytes another upstream is delivering are not this one's to serve.
+   */
+  get(digest: Digest, source: string): BlobFill | undefined {
+    return this.inflight.get(fillKey(digest, source));
   }
 
-  /** Joins the fill of `digest`, starting one with `fetch` if none is in flight. */
-  join(digest: Digest, hooks: FillHooks): { fill: BlobFill; started: boolean } {
-    const key = digest.toString();
+  /** Joins the fill of `digest` from `source`, starting one with `fetch` if none is in flight. */
+  join(digest: Digest, source: string, hooks: FillHooks): { fill: BlobFill; started: boolean } {
+    const key = fillKey(digest, source);
     const existing = this.inflight.get(key);
     // A failed fill stays listed while it discards its pending object, after its readers saw the failure: a client retrying at once gets a fresh fetch.
     if (existing && existing.state !== "failed") return { fill: existing, started: false };
@@ -320,6 +324,10 @@ export class BlobFills {
   list(): { digest: string; written: number; size?: number; readers: number }[] {
     return [...this.inflight.values()].map((f) => ({ digest: f.digest.toString(), written: f.written, size: f.size, readers: f.readers }));
   }
+}
+
+function fillKey(digest: Digest, source: string): string {
+  return `${source} ${digest}`;
 }
 
 /** A one-shot wake-up that any number of waiters can await. */

@@ -4,7 +4,15 @@ import { Digest } from "../reference/digest.js";
 import { BlobStore } from "../storage/blob-store.js";
 import type { RepositoryMetadata } from "../storage/repository-metadata.js";
 import type { Storage } from "../storage/storage.js";
+import type { DeliveredBlobs } from "./delivered-blobs.js";
 import { referencedDigests } from "./manifest.js";
+
+/** What the collector reads and updates of one upstream's mirror. */
+export interface MirrorRecords {
+  /** Links of what was mirrored, per repository. */
+  cache: RepositoryMetadata;
+  delivered: DeliveredBlobs;
+}
 
 export interface CollectorOptions {
   /** Cap on mirrored content that no hosted manifest references; 0 = unbounded. */
@@ -45,7 +53,7 @@ export class ContentCollector {
 
   constructor(
     private readonly storage: Storage,
-    private readonly mirrors: readonly RepositoryMetadata[],
+    private readonly mirrors: readonly MirrorRecords[],
     private readonly options: CollectorOptions,
     private readonly log: Logger,
     private readonly metrics: RegistryMetrics = NO_METRICS,
@@ -121,6 +129,7 @@ export class ContentCollector {
       if (link.kind === "manifest") await link.metadata.unlinkManifest(link.repository, digest);
       else await link.metadata.unlinkBlob(link.repository, digest);
     }
+    for (const mirror of this.mirrors) await mirror.delivered.forget(digest);
     await this.storage.blobs.delete(digest);
     this.storage.blobs.usage.forget(digest);
   }
@@ -146,7 +155,7 @@ export class ContentCollector {
       const key = digest.toString();
       links.set(key, [...(links.get(key) ?? []), link]);
     };
-    for (const metadata of this.mirrors) {
+    for (const { cache: metadata } of this.mirrors) {
       for (const repository of await metadata.repositories()) {
         for (const digest of await metadata.manifests(repository)) add(digest, { metadata, repository, kind: "manifest" });
         for (const digest of await metadata.blobs(repository)) add(digest, { metadata, repository, kind: "blob" });

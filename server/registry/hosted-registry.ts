@@ -1,13 +1,13 @@
 import type { Storage } from "../storage/storage.js";
 import { HostedRepository } from "./hosted.js";
-import type { Registry, Repository, RepositoryAddress } from "./registry.js";
+import type { Registry, RepositoryAddress, RepositoryRoute } from "./registry.js";
 
 /** A registry of repositories that berth owns. */
 export class HostedRegistry implements Registry {
   constructor(private readonly storage: Storage) {}
 
-  async repository(address: RepositoryAddress): Promise<Repository> {
-    return new HostedRepository(address.name, this.storage);
+  async route(address: RepositoryAddress): Promise<RepositoryRoute> {
+    return { policyName: address.name, scopeNames: [address.name], open: async () => new HostedRepository(address.name, this.storage) };
   }
 
   async catalog(): Promise<string[]> {

@@ -8,7 +8,7 @@ import type { Storage } from "../storage/storage.js";
 import { UploadOffsetError, UploadUnknownError, type UploadSession } from "../storage/upload-store.js";
 import { RegistryError } from "./errors.js";
 import { MAX_MANIFEST_BYTES, manifestTooLarge, parseManifest } from "./manifest.js";
-import type { BlobContent, ManifestContent, ManifestReference, PutManifestResult, Repository } from "./registry.js";
+import type { BlobContent, BlobInfo, ManifestContent, ManifestReference, PutManifestResult, Repository } from "./registry.js";
 
 /** A repository owned by berth: pushed to and pulled from, stored in the local store. */
 export class HostedRepository implements Repository {
@@ -75,18 +75,18 @@ export class HostedRepository implements Repository {
     await this.metadata.unlinkManifest(this.name, digest);
   }
 
-  async statBlob(digest: Digest): Promise<number> {
-    if (!(await this.holdsBlob(digest))) throw blobUnknown(digest);
+  async statBlob(digest: Digest): Promise<BlobInfo> {
+    if (!(await this.holdsLink(digest))) throw blobUnknown(digest);
     const size = await this.storage.blobs.size(digest);
     if (size === undefined) throw blobUnknown(digest);
-    return size;
+    return { size, cached: true };
   }
 
   async openBlob(digest: Digest, range?: ByteRange): Promise<BlobContent> {
-    if (!(await this.holdsBlob(digest))) throw blobUnknown(digest);
+    if (!(await this.holdsLink(digest))) throw blobUnknown(digest);
     const opened = await this.storage.blobs.open(digest, range);
     if (!opened) throw blobUnknown(digest);
-    return opened;
+    return { ...opened, cached: true };
   }
 
   async deleteBlob(digest: Digest): Promise<void> {
@@ -139,15 +139,13 @@ export class HostedRepository implements Repository {
     await this.storage.uploads.cancel(id);
   }
 
-  /** Links a blob `from` holds, once its bytes are in the local store (a mirror may only know of it). */
+  async holdsBlob(digest: Digest): Promise<boolean> {
+    return (await this.holdsLink(digest)) && (await this.storage.blobs.size(digest)) !== undefined;
+  }
+
+  /** Links a blob `from` can serve from berth's store to this requester: a mirror that only knows of it, or heard of it from another upstream, cannot. */
   async mountBlob(digest: Digest, from: Repository): Promise<boolean> {
-    try {
-      await from.statBlob(digest);
-    } catch (err) {
-      if (err instanceof RegistryError && err.code === "BLOB_UNKNOWN") return false;
-      throw err;
-    }
-    if ((await this.storage.blobs.size(digest)) === undefined) return false;
+    if (!(await from.holdsBlob(digest)) || (await this.storage.blobs.size(digest)) === undefined) return false;
     await this.metadata.linkBlob(this.name, digest);
     return true;
   }
@@ -160,7 +158,7 @@ export class HostedRepository implements Repository {
   }
 
   /** Layers are linked on upload; manifests may be fetched through the blobs route too. */
-  private async holdsBlob(digest: Digest): Promise<boolean> {
+  private async holdsLink(digest: Digest): Promise<boolean> {
     return (await this.metadata.hasBlob(this.name, digest)) || (await this.metadata.manifest(this.name, digest)) !== undefined;
   }
 }

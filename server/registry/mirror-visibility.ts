@@ -1,20 +1,21 @@
-import type { Digest } from "../reference/digest.js";
 import type { StorageDriver } from "../storage/driver.js";
 
-interface VisibilityRecord {
-  /** Fetched without credentials: anyone may be served it. */
+interface AccessRecord {
+  /** The upstream answered for this repository without credentials: anyone may be served it. */
   public?: boolean;
-  /** Principal key → when that principal's own upstream access was last confirmed (ms). */
+  /** Viewer key → when the upstream last answered for this repository with that viewer's credentials (ms). */
   confirmed?: Record<string, number>;
 }
 
 export type Admission = "public" | "confirmed" | "stale" | "unconfirmed";
 
 /**
- * Who may be served a piece of mirrored content (the AlwaysPullImages lesson: a shared cache
- * must not hand one tenant's private image to another). Content fetched anonymously is
- * public; otherwise a principal is served it only while its own upstream access was
- * confirmed recently, by fetching it or by a HEAD with its own credentials.
+ * Who may be served what berth mirrored from one upstream repository (the AlwaysPullImages
+ * lesson: a shared cache must not hand one tenant's private image to another). Registries
+ * authorize per repository, and so does this record: a repository the upstream served without
+ * credentials is public; otherwise a viewer is served its content only while the upstream
+ * recently answered for that repository with the viewer's own credentials. One small record
+ * per repository, however many digests its manifests name.
  */
 export class MirrorVisibility {
   constructor(
@@ -24,36 +25,38 @@ export class MirrorVisibility {
     private readonly confirmationTtlMs: number,
   ) {}
 
-  private path(repository: string, digest: Digest): string {
-    return `${this.root}/${repository}/_visibility/${digest.algorithm}-${digest.hex}`;
+  private path(repository: string): string {
+    return `${this.root}/${repository}/_access`;
   }
 
-  private async read(repository: string, digest: Digest): Promise<VisibilityRecord> {
-    const data = await this.driver.readSmall(this.path(repository, digest));
+  private async read(repository: string): Promise<AccessRecord> {
+    const data = await this.driver.readSmall(this.path(repository));
     if (!data) return {};
     try {
-      return JSON.parse(data.toString("utf8")) as VisibilityRecord;
+      return JSON.parse(data.toString("utf8")) as AccessRecord;
     } catch {
       return {};
     }
   }
 
-  /** Whether `principal` may be served the content now (`stale`: only while the upstream cannot be asked). */
-  async admission(repository: string, digest: Digest, principal: string): Promise<Admission> {
-    const record = await this.read(repository, digest);
+  /** Whether `viewer` may be served the repository's cached content now (`stale`: only while the upstream cannot be asked). */
+  async admission(repository: string, viewer: string): Promise<Admission> {
+    const record = await this.read(repository);
     if (record.public) return "public";
-    const at = record.confirmed?.[principal];
+    const at = record.confirmed?.[viewer];
     if (at === undefined) return "unconfirmed";
     return Date.now() - at < this.confirmationTtlMs ? "confirmed" : "stale";
   }
 
-  /** Records that the upstream served this content to `principal` (anonymously: to anyone). */
-  async record(repository: string, digests: readonly Digest[], principal: string, anonymous: boolean): Promise<void> {
-    for (const digest of digests) {
-      const record = await this.read(repository, digest);
-      if (record.public) continue;
-      const next: VisibilityRecord = anonymous ? { public: true } : { confirmed: { ...record.confirmed, [principal]: Date.now() } };
-      await this.driver.writeSmall(this.path(repository, digest), JSON.stringify(next));
-    }
+  /** Records that the upstream answered for the repository with `viewer`'s credentials (anonymously: for anyone). */
+  async confirm(repository: string, viewer: string, anonymous: boolean): Promise<void> {
+    const record = await this.read(repository);
+    if (record.public) return;
+    const now = Date.now();
+    const at = record.confirmed?.[viewer];
+    // A confirmation still fresh for most of its lifetime is not rewritten on every answer.
+    if (!anonymous && at !== undefined && now - at < this.confirmationTtlMs / 2) return;
+    const next: AccessRecord = anonymous ? { public: true } : { confirmed: { ...record.confirmed, [viewer]: now } };
+    await this.driver.writeSmall(this.path(repository), JSON.stringify(next));
   }
 }

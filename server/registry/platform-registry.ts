@@ -9,7 +9,19 @@ import { MAX_MANIFEST_BYTES } from "./manifest.js";
 import { DOCKER_MANIFEST_LIST, isIndexType, OCI_INDEX } from "./media-types.js";
 import { formatPlatform, selectPlatform, type Platform } from "./platform.js";
 import { ProxyRepository } from "./proxy.js";
-import type { BlobContent, ManifestContent, ManifestReference, ManifestRequest, PutManifestResult, Registry, Repository, RepositoryAddress } from "./registry.js";
+import type {
+  BlobContent,
+  BlobInfo,
+  ManifestContent,
+  ManifestReference,
+  ManifestRequest,
+  PutManifestResult,
+  Registry,
+  Repository,
+  RepositoryAddress,
+  RepositoryRoute,
+  RequestedBy,
+} from "./registry.js";
 
 export const SYNTHESIZED_ANNOTATION = "berth.synthesized";
 const SYNTHESIZED_REPOSITORY_ANNOTATION = "berth.synthesized.repository";
@@ -39,10 +51,17 @@ export class PlatformRegistry implements Registry {
     private readonly options: PlatformOptions,
   ) {}
 
-  async repository(address: RepositoryAddress): Promise<Repository> {
-    const repository = await this.inner.repository(address);
-    const architectures = this.options.fallbackArchitectures(repository);
-    return new PlatformRepository(address, repository, this.inner, architectures, this.options, this.synthesizedFrom);
+  async route(address: RepositoryAddress): Promise<RepositoryRoute> {
+    const inner = await this.inner.route(address);
+    return {
+      policyName: inner.policyName,
+      scopeNames: inner.scopeNames,
+      open: async (requestedBy) => {
+        const repository = await inner.open(requestedBy);
+        const architectures = this.options.fallbackArchitectures(repository);
+        return new PlatformRepository(address, requestedBy, repository, this.inner, architectures, this.options, this.synthesizedFrom);
+      },
+    };
   }
 
   catalog(): Promise<string[]> {
@@ -53,6 +72,7 @@ export class PlatformRegistry implements Registry {
 class PlatformRepository implements Repository {
   constructor(
     private readonly address: RepositoryAddress,
+    private readonly requestedBy: RequestedBy | undefined,
     private readonly inner: Repository,
     private readonly registry: Registry,
     private readonly architectures: readonly string[],
@@ -74,18 +94,14 @@ class PlatformRepository implements Repository {
     return reference.tag === undefined ? manifest : this.negotiate(manifest, request);
   }
 
-  async statBlob(digest: Digest): Promise<number> {
-    return this.withFallback(
-      () => this.inner.statBlob(digest),
-      () => this.fromRelatives((r) => r.statBlob(digest)),
-    );
+  async statBlob(digest: Digest): Promise<BlobInfo> {
+    const fromRelatives = () => this.fromRelatives((r) => r.statBlob(digest));
+    return this.withFallback(() => this.inner.statBlob(digest), fromRelatives, fromRelatives);
   }
 
   async openBlob(digest: Digest, range?: ByteRange): Promise<BlobContent> {
-    return this.withFallback(
-      () => this.inner.openBlob(digest, range),
-      () => this.fromRelatives((r) => r.openBlob(digest, range)),
-    );
+    const fromRelatives = () => this.fromRelatives((r) => r.openBlob(digest, range));
+    return this.withFallback(() => this.inner.openBlob(digest, range), fromRelatives, fromRelatives);
   }
 
   /** Serves a tag's index only to clients that accept one; others get their platform's manifest. */
@@ -141,6 +157,7 @@ class PlatformRepository implements Repository {
   /** `name-<arch>:tag` → the `<arch>` entry of `name:tag`'s index. */
   private async fromIndexEntry(base: string, architecture: string, reference: ManifestReference, request: ManifestRequest): Promise<ManifestContent | undefined> {
     const baseRepository = await this.sibling(base);
+    if (!baseRepository) return undefined;
     const from = `${base}${reference.tag !== undefined ? `:${reference.tag}` : `@${reference.digest}`}`;
     const found = await optional(() => baseRepository.getManifest(reference, request));
     if (!found) return undefined;
@@ -162,6 +179,7 @@ class PlatformRepository implements Repository {
     const found: string[] = [];
     for (const architecture of this.architectures) {
       const sibling = await this.sibling(`${this.name}-${architecture}`);
+      if (!sibling) continue;
       const manifest = await optional(() => sibling.getManifest({ tag }, request));
       if (!manifest) continue;
       const entry = await this.entryFor(sibling, manifest, architecture);
@@ -234,7 +252,8 @@ class PlatformRepository implements Repository {
     const suffixed = this.splitArchitecture();
     const names = suffixed ? [suffixed.base] : this.synthesizedFrom.architectures(canonicalName(this.inner)).map((a) => `${this.name}-${a}`);
     for (const name of names) {
-      const found = await optional(async () => ask(await this.sibling(name)));
+      const sibling = await this.sibling(name);
+      const found = sibling && (await optional(() => ask(sibling)));
       if (found !== undefined) return found;
     }
     return undefined;
@@ -251,8 +270,11 @@ class PlatformRepository implements Repository {
     return undefined;
   }
 
-  private sibling(name: string): Promise<Repository> {
-    return this.registry.repository({ ...this.address, name });
+  /** A related repository, when the requester may pull it too: a fallback never widens what they may read. */
+  private async sibling(name: string): Promise<Repository | undefined> {
+    const route = await this.registry.route({ ...this.address, name });
+    if (this.requestedBy && !this.requestedBy.mayPull(route.policyName)) return undefined;
+    return route.open(this.requestedBy);
   }
 
   putManifest(reference: ManifestReference | undefined, contentType: string | undefined, bytes: Buffer): Promise<PutManifestResult> {
@@ -284,6 +306,9 @@ class PlatformRepository implements Repository {
   }
   cancelUpload(id: string): Promise<void> {
     return this.inner.cancelUpload(id);
+  }
+  holdsBlob(digest: Digest): Promise<boolean> {
+    return this.inner.holdsBlob(digest);
   }
   mountBlob(digest: Digest, from: Repository): Promise<boolean> {
     return this.inner.mountBlob(digest, from);

@@ -13,10 +13,11 @@ import { UpstreamError } from "../upstream/upstream-error.js";
 import type { BlobFills } from "./blob-fill.js";
 import { asRegistryError, RegistryError } from "./errors.js";
 import { blobUnknown, manifestUnknown } from "./hosted.js";
-import { parseManifest, referencedDigests } from "./manifest.js";
+import type { DeliveredBlobs } from "./delivered-blobs.js";
+import { parseManifest } from "./manifest.js";
 import type { MirrorVisibility } from "./mirror-visibility.js";
 import type { RecentManifests } from "./recent-manifests.js";
-import type { BlobContent, ManifestContent, ManifestReference, ManifestRequest, PutManifestResult, Repository, RequestedBy } from "./registry.js";
+import type { BlobContent, BlobInfo, ManifestContent, ManifestReference, ManifestRequest, PutManifestResult, Repository, RequestedBy } from "./registry.js";
 
 /** What every repository of one upstream shares. */
 export interface Mirror {
@@ -30,8 +31,10 @@ export interface Mirror {
   fills: BlobFills;
   backoff: UpstreamBackoff;
   tagLists: NodeCache;
-  /** Who may be served which cached content, when tenants are isolated. */
+  /** Who may be served which repository's cached content, when tenants are isolated. */
   visibility: MirrorVisibility;
+  /** Blobs this upstream itself delivered: the only ones it may serve from the shared store. */
+  delivered: DeliveredBlobs;
   /** The upstream client and visibility key for whoever a request acts for. */
   requesterFor(who?: RequestedBy): Requester;
   /** Counts this upstream's cache hits and misses, and coalesced waiters. */
@@ -47,10 +50,18 @@ export interface Requester {
   viewer?: string;
 }
 
+/** What the client asked for: an error names only this, never what berth resolved it to. */
+type Asked = { reference: ManifestReference; blob?: undefined } | { blob: Digest; reference?: undefined };
+
 /**
  * A repository mirrored from an upstream: manifests and blobs are fetched once, verified and
  * kept in the content-addressable store; tags follow the upstream's tag policy; cached
  * content keeps being served while the upstream is down.
+ *
+ * The store is shared by every upstream and tenant (DESIGN §9): content is served through this
+ * repository only if this upstream delivered it for this repository (or delivered it for
+ * another of its repositories and says this one holds it too), and only to a requester whose
+ * access to this repository the upstream confirmed with the requester's own credentials.
  */
 export class ProxyRepository implements Repository {
   constructor(
@@ -85,44 +96,47 @@ export class ProxyRepository implements Repository {
   }
 
   private async manifestByDigest(digest: Digest, cachedOnly: boolean): Promise<ManifestContent> {
+    const asked = { reference: { digest } };
     const cached = await this.cachedManifest(digest);
-    if (cached) return this.admitted(cached, cachedOnly);
+    if (cached) return this.admitted(cached, asked, cachedOnly);
     if (cachedOnly) throw manifestUnknown({ digest });
-    this.refuseWhenOffline({ digest });
-    return this.coalesced(digest.toString(), () => this.fetchManifest(digest.toString(), digest, { digest }));
+    this.refuseWhenOffline(asked);
+    return this.coalesced(digest.toString(), () => this.fetchManifest(digest.toString(), digest, asked));
   }
 
   private async manifestByTag(tag: string, cachedOnly: boolean): Promise<ManifestContent> {
+    const asked = { reference: { tag } };
     const entry = await this.mirror.cache.tagRecord(this.upstreamName, tag);
     if (entry && this.trustsCachedTag(entry.updated)) {
       const cached = await this.cachedManifest(entry.digest);
-      if (cached) return this.admitted(cached, cachedOnly || this.policy === "Never");
+      if (cached) return this.admitted(cached, asked, cachedOnly || this.policy === "Never");
     }
     if (this.policy === "Never" || cachedOnly) {
       if (entry) {
         const cached = await this.cachedManifest(entry.digest);
-        if (cached) return this.admitted(cached, true);
+        if (cached) return this.admitted(cached, asked, true);
       }
       if (cachedOnly) throw manifestUnknown({ tag });
-      this.refuseWhenOffline({ tag });
+      this.refuseWhenOffline(asked);
     }
     return this.coalesced(tag, () => this.resolveTag(tag, entry));
   }
 
   /** Asks the upstream what `tag` is now; serves the cached digest when the upstream is down. */
   private async resolveTag(tag: string, entry: { digest: Digest } | undefined): Promise<ManifestContent> {
+    const asked = { reference: { tag } };
     try {
       const head = await this.upstreamCall(() => this.client.manifest(this.upstreamName, tag, "HEAD"));
+      await this.confirmAccess(head);
       const digest = head.digest ? Digest.parse(head.digest) : undefined;
       if (digest) {
         const cached = await this.cachedManifest(digest);
         if (cached) {
           await this.recordTag(tag, digest, entry?.digest);
-          await this.recordProvenance(cached, head);
           return cached;
         }
       }
-      const fetched = await this.fetchManifest(digest ? digest.toString() : tag, digest, { tag });
+      const fetched = await this.fetchManifest(digest ? digest.toString() : tag, digest, asked);
       await this.recordTag(tag, fetched.digest, entry?.digest);
       return fetched;
     } catch (err) {
@@ -130,13 +144,13 @@ export class ProxyRepository implements Repository {
         await this.mirror.cache.deleteTag(this.upstreamName, tag);
       }
       if (entry && isOutage(err)) {
-        const stale = await this.cachedManifest(entry.digest).then((m) => m && this.admitted(m, true).catch(() => undefined));
+        const stale = await this.cachedManifest(entry.digest).then((m) => m && this.admitted(m, asked, true).catch(() => undefined));
         if (stale) {
           this.mirror.log.warn({ upstream: this.mirror.upstream.host, repository: this.upstreamName, tag, err: (err as Error).message }, "serving cached tag: upstream unavailable");
-          return { ...stale, warnings: [`upstream ${this.mirror.upstream.host} unavailable; serving the cached digest of ${tag}`] };
+          return { ...stale, warnings: [...(stale.warnings ?? []), `upstream ${this.mirror.upstream.host} unavailable; serving the cached digest of ${tag}`] };
         }
       }
-      throw this.translate(err, { tag });
+      throw this.translate(err, asked);
     }
   }
 
@@ -168,6 +182,7 @@ export class ProxyRepository implements Repository {
     await this.mirror.cache.setTag(this.upstreamName, tag, digest);
   }
 
+  /** A manifest this upstream delivered for this repository, from memory or the store. */
   private async cachedManifest(digest: Digest): Promise<ManifestContent | undefined> {
     const recent = this.mirror.recentManifests.get(this.upstreamName, digest);
     // Still linked means still stored: the collector unlinks a manifest before it deletes it.
@@ -186,7 +201,7 @@ export class ProxyRepository implements Repository {
     return manifest;
   }
 
-  private async fetchManifest(reference: string, expected: Digest | undefined, asked: ManifestReference): Promise<ManifestContent> {
+  private async fetchManifest(reference: string, expected: Digest | undefined, asked: Asked): Promise<ManifestContent> {
     this.mirror.meter.cacheMiss("manifest");
     const manifest = await this.upstreamCall(() => this.client.manifest(this.upstreamName, reference, "GET")).catch((err: unknown) => {
       throw this.translate(err, asked);
@@ -205,105 +220,142 @@ export class ProxyRepository implements Repository {
     }
     await this.mirror.storage.blobs.ingestBuffer(bytes, digest);
     await this.mirror.cache.linkManifest(this.upstreamName, digest, { mediaType, size: bytes.length });
-    const fetched = { digest, mediaType, bytes };
-    await this.recordProvenance(fetched, manifest);
-    return fetched;
+    await this.confirmAccess(manifest);
+    return { digest, mediaType, bytes };
+  }
+
+  /** Cached manifest content, once the requester is admitted to this repository (see admit). */
+  private async admitted(content: ManifestContent, asked: Asked, cachedOnly: boolean): Promise<ManifestContent> {
+    const warnings = await this.admit(asked, cachedOnly, () => this.client.manifest(this.upstreamName, content.digest.toString(), "HEAD"));
+    return warnings.length === 0 ? content : { ...content, warnings: [...(content.warnings ?? []), ...warnings] };
   }
 
   /**
-   * Serves cached content to the requester only if it is public or their own upstream access
-   * is confirmed (asking the upstream with their credentials when it is not); `cachedOnly`
-   * forbids asking, so unconfirmed content is unknown to them.
+   * Lets the requester have this repository's cached content if the repository is public or the
+   * upstream recently answered for it with the requester's own credentials; else asks the
+   * upstream with them first (`ask`). `cachedOnly` forbids asking: unconfirmed content is then
+   * unknown to them, and content confirmed earlier is served with a warning. Returns the warnings.
    */
-  private async admitted<T extends { warnings?: string[] }>(content: T & { digest: Digest; bytes?: Buffer }, cachedOnly: boolean, kind: "manifest" | "blob" = "manifest"): Promise<T> {
+  private async admit(asked: Asked | undefined, cachedOnly: boolean, ask: () => Promise<Provenance>): Promise<string[]> {
     const viewer = this.requester.viewer;
-    if (!viewer) return content;
-    const admission = await this.mirror.visibility.admission(this.upstreamName, content.digest, viewer);
-    if (admission === "public" || admission === "confirmed") return content;
-    const unknown = () => (kind === "manifest" ? manifestUnknown({ digest: content.digest }) : blobUnknown(content.digest));
-    const stale = () => ({ ...content, warnings: [...(content.warnings ?? []), `upstream ${this.mirror.upstream.host} unavailable; serving content your access to was confirmed earlier`] });
+    if (!viewer) return [];
+    const admission = await this.mirror.visibility.admission(this.upstreamName, viewer);
+    if (admission === "public" || admission === "confirmed") return [];
+    const stale = [`upstream ${this.mirror.upstream.host} unavailable; serving content your access to was confirmed earlier`];
     if (cachedOnly) {
-      if (admission === "stale") return stale();
-      throw unknown();
+      if (admission === "stale") return stale;
+      throw this.unknown(asked);
     }
     try {
-      const provenance =
-        kind === "manifest"
-          ? await this.upstreamCall(() => this.client.manifest(this.upstreamName, content.digest.toString(), "HEAD"))
-          : await this.upstreamCall(() => this.client.blobSize(this.upstreamName, content.digest.toString()));
-      await this.recordProvenance(content, provenance);
-      return content;
+      await this.confirmAccess(await this.upstreamCall(ask));
+      return [];
     } catch (err) {
-      if (admission === "stale" && isOutage(err)) return stale();
-      throw this.translate(err, kind === "manifest" ? { digest: content.digest } : undefined, kind === "blob" ? content.digest : undefined);
+      if (admission === "stale" && isOutage(err)) return stale;
+      throw this.translate(err, asked);
     }
   }
 
-  /** The upstream served this to the requester: so it may see it, and, when it needed no credentials, so may anyone. A manifest vouches for what it references. */
-  private async recordProvenance(content: { digest: Digest; bytes?: Buffer; mediaType?: string }, provenance: Provenance): Promise<void> {
+  /** The upstream answered for this repository with the requester's credentials (without any: for anyone). */
+  private async confirmAccess(provenance: Provenance): Promise<void> {
     const viewer = this.requester.viewer;
-    if (!viewer) return;
-    const digests = [content.digest, ...(content.bytes ? referencedDigests(content.bytes, content.mediaType) : [])];
-    await this.mirror.visibility.record(this.upstreamName, digests, viewer, provenance.anonymous);
+    if (viewer) await this.mirror.visibility.confirm(this.upstreamName, viewer, provenance.anonymous);
   }
 
-  async statBlob(digest: Digest): Promise<number> {
+  /**
+   * The blob's size when berth may serve it from its store through this repository now:
+   * undefined when it must be fetched from this upstream. The blob must be one this upstream
+   * delivered. Shared with every requester (no tenants), that suffices: anyone may read it
+   * through the repository it was delivered for. Isolated, it must be linked here (delivered for
+   * this repository, or confirmed held here by the upstream with the requester's credentials)
+   * and the requester admitted.
+   */
+  private async stored(digest: Digest, cachedOnly: boolean): Promise<{ size: number; warnings: string[] } | undefined> {
     const size = await this.mirror.storage.blobs.size(digest);
-    if (size !== undefined) {
-      await this.admitted({ digest }, this.policy === "Never", "blob");
-      return size;
+    if (size === undefined) return undefined;
+    const asked = { blob: digest };
+    const ask = () => this.client.blobSize(this.upstreamName, digest.toString());
+    if ((await this.mirror.cache.hasBlob(this.upstreamName, digest)) || (await this.mirror.cache.hasManifest(this.upstreamName, digest))) {
+      return { size, warnings: await this.admit(asked, cachedOnly, ask) };
     }
-    const fill = this.mirror.fills.get(digest);
+    if (!(await this.mirror.delivered.has(digest))) return undefined;
+    if (!this.requester.viewer) return { size, warnings: [] };
+    if (cachedOnly) return undefined;
+    try {
+      await this.confirmAccess(await this.upstreamCall(ask));
+    } catch (err) {
+      throw this.translate(err, asked);
+    }
+    await this.mirror.cache.linkBlob(this.upstreamName, digest);
+    return { size, warnings: [] };
+  }
+
+  async holdsBlob(digest: Digest): Promise<boolean> {
+    try {
+      return (await this.stored(digest, this.policy === "Never")) !== undefined;
+    } catch (err) {
+      if (err instanceof RegistryError && err.status < 500) return false;
+      throw err;
+    }
+  }
+
+  async statBlob(digest: Digest): Promise<BlobInfo> {
+    const asked = { blob: digest };
+    const stored = await this.stored(digest, this.policy === "Never");
+    if (stored) return { size: stored.size, cached: true };
+    const fill = this.mirror.fills.get(digest, this.backoffKey);
     if (fill) {
-      await this.admitted({ digest }, false, "blob");
+      await this.admit(asked, false, () => this.client.blobSize(this.upstreamName, digest.toString()));
       await fill.sized;
-      if (fill.size !== undefined) return fill.size;
+      if (fill.size !== undefined) return { size: fill.size, cached: false };
     }
-    this.refuseWhenOffline(undefined, digest);
-    const upstreamSize = await this.upstreamCall(async () => (await this.client.blobSize(this.upstreamName, digest.toString())).size).catch((err: unknown) => {
-      throw this.translate(err, undefined, digest);
+    this.refuseWhenOffline(asked);
+    const upstream = await this.upstreamCall(() => this.client.blobSize(this.upstreamName, digest.toString())).catch((err: unknown) => {
+      throw this.translate(err, asked);
     });
-    if (upstreamSize !== undefined) return upstreamSize;
+    await this.confirmAccess(upstream);
+    if (upstream.size !== undefined) return { size: upstream.size, cached: false };
     const started = this.startFill(digest);
     await started.finished;
-    if (started.size === undefined) throw this.translate(started.error, undefined, digest);
-    return started.size;
+    if (started.size === undefined) throw this.translate(started.error, asked);
+    return { size: started.size, cached: false };
   }
 
   async openBlob(digest: Digest, range?: ByteRange): Promise<BlobContent> {
-    if ((await this.mirror.storage.blobs.size(digest)) !== undefined) {
-      const admitted = await this.admitted({ digest }, this.policy === "Never", "blob");
-      const stored = await this.mirror.storage.blobs.open(digest, range);
-      if (stored) {
+    const asked = { blob: digest };
+    const stored = await this.stored(digest, this.policy === "Never");
+    if (stored) {
+      const opened = await this.mirror.storage.blobs.open(digest, range);
+      if (opened) {
         this.mirror.meter.cacheHit("blob");
-        return { ...stored, warnings: admitted.warnings };
+        return { ...opened, cached: true, warnings: stored.warnings };
       }
     }
     this.mirror.meter.cacheMiss("blob");
-    this.refuseWhenOffline(undefined, digest);
-    if (this.mirror.fills.get(digest)) await this.admitted({ digest }, false, "blob");
+    this.refuseWhenOffline(asked);
+    if (this.mirror.fills.get(digest, this.backoffKey)) await this.admit(asked, false, () => this.client.blobSize(this.upstreamName, digest.toString()));
     const fill = this.startFill(digest);
     await fill.sized;
     if (fill.size === undefined) await fill.finished;
-    if (fill.state === "failed" || fill.size === undefined) throw this.translate(fill.error, undefined, digest);
-    return { size: fill.size, stream: await fill.open(range) };
+    if (fill.state === "failed" || fill.size === undefined) throw this.translate(fill.error, asked);
+    return { size: fill.size, cached: false, stream: await fill.open(range) };
   }
 
+  /** Fetches the blob from this upstream repository, or joins that fetch in flight. */
   private startFill(digest: Digest) {
     const waiting = this.mirror.backoff.remaining(this.backoffKey);
     if (waiting > 0) throw this.unavailable(waiting);
     let headersArrived = false;
-    let provenance: Provenance | undefined;
-    const joined = this.mirror.fills.join(digest, {
+    const joined = this.mirror.fills.join(digest, this.backoffKey, {
       fetch: async () => {
         const blob = await this.upstreamCall(() => this.client.blob(this.upstreamName, digest.toString()));
         headersArrived = true;
-        provenance = blob;
+        await this.confirmAccess(blob);
         return blob;
       },
+      // Linked first: a request meanwhile finds the link, or still the fill, never only the delivery.
       onStored: async () => {
         await this.mirror.cache.linkBlob(this.upstreamName, digest);
-        if (provenance) await this.recordProvenance({ digest }, provenance);
+        await this.mirror.delivered.record(digest);
       },
       onFailed: (err) => {
         if (headersArrived && err instanceof UpstreamError && err.isOutage) this.recordOutage(err);
@@ -313,29 +365,42 @@ export class ProxyRepository implements Repository {
     return joined.fill;
   }
 
+  /** Tags are listed per requester: another tenant's answer, or what berth cached for it, is not theirs to see. */
   async tags(): Promise<string[]> {
-    const key = this.backoffKey;
+    const key = `${this.requester.viewer ?? ""} ${this.backoffKey}`;
     const cached = this.mirror.tagLists.get<string[]>(key);
     if (cached) return cached;
     if (this.policy !== "Never") {
       try {
-        const tags = (await this.upstreamCall(() => this.client.tags(this.upstreamName))).sort();
+        const listed = await this.upstreamCall(() => this.client.tags(this.upstreamName));
+        await this.confirmAccess(listed);
+        const tags = listed.tags.sort();
         this.mirror.tagLists.set(key, tags);
         return tags;
       } catch (err) {
         if (!isOutage(err)) throw this.translate(err);
+        // Offline, berth lists the tags it cached only to a requester it may show them to.
+        if (!(await this.mayShowCached())) throw this.translate(err);
       }
+    } else if (!(await this.mayShowCached())) {
+      throw this.unknown(undefined);
     }
     const local = await this.mirror.cache.tags(this.upstreamName);
-    if (local.length === 0) throw new RegistryError("NAME_UNKNOWN", undefined, { name: this.name });
+    if (local.length === 0) throw this.unknown(undefined);
     return local;
+  }
+
+  private async mayShowCached(): Promise<boolean> {
+    const viewer = this.requester.viewer;
+    return !viewer || (await this.mirror.visibility.admission(this.upstreamName, viewer)) !== "unconfirmed";
   }
 
   async referrers(subject: Digest): Promise<Descriptor[]> {
     if (this.policy === "Never") return [];
     try {
-      const body = await this.upstreamCall(() => this.client.referrers(this.upstreamName, subject.toString()));
-      const index = JSON.parse(body.toString("utf8")) as { manifests?: Descriptor[] };
+      const answer = await this.upstreamCall(() => this.client.referrers(this.upstreamName, subject.toString()));
+      await this.confirmAccess(answer);
+      const index = JSON.parse(answer.body.toString("utf8")) as { manifests?: Descriptor[] };
       return Array.isArray(index.manifests) ? index.manifests : [];
     } catch (err) {
       if (err instanceof UpstreamError && err.failure === "not-found") return [];
@@ -377,11 +442,18 @@ export class ProxyRepository implements Repository {
   }
 
   /** Under tag policy Never berth never contacts the upstream. */
-  private refuseWhenOffline(reference?: ManifestReference, digest?: Digest): void {
+  private refuseWhenOffline(asked: Asked): void {
     if (this.policy !== "Never") return;
     const detail = `not cached, and ${this.mirror.upstream.host} has tagPolicy Never`;
-    if (digest) throw new RegistryError("BLOB_UNKNOWN", `blob unknown to registry: ${detail}`, { digest: digest.toString() });
-    throw new RegistryError("MANIFEST_UNKNOWN", `manifest unknown to registry: ${detail}`, { reference: reference?.tag ?? reference?.digest?.toString() });
+    if (asked.blob) throw new RegistryError("BLOB_UNKNOWN", `blob unknown to registry: ${detail}`, { digest: asked.blob.toString() });
+    throw new RegistryError("MANIFEST_UNKNOWN", `manifest unknown to registry: ${detail}`, { reference: asked.reference.tag ?? asked.reference.digest.toString() });
+  }
+
+  /** Not found, naming only what was asked (nothing: the repository). */
+  private unknown(asked: Asked | undefined): RegistryError {
+    if (asked?.blob) return blobUnknown(asked.blob);
+    if (asked?.reference) return manifestUnknown(asked.reference);
+    return new RegistryError("NAME_UNKNOWN", undefined, { name: this.name });
   }
 
   /** Runs an upstream request unless the upstream is backing off, and keeps the backoff state. */
@@ -416,13 +488,11 @@ export class ProxyRepository implements Repository {
   }
 
   /** Maps an upstream failure to what berth's client is told. */
-  private translate(err: unknown, reference?: ManifestReference, digest?: Digest): RegistryError {
+  private translate(err: unknown, asked?: Asked): RegistryError {
     if (!(err instanceof UpstreamError)) return asRegistryError(err);
     switch (err.failure) {
       case "not-found":
-        if (digest) return blobUnknown(digest);
-        if (reference) return manifestUnknown(reference);
-        return new RegistryError("NAME_UNKNOWN", undefined, { name: this.name });
+        return this.unknown(asked);
       case "denied":
         return new RegistryError("DENIED", `upstream ${this.mirror.upstream.host} refused berth's credentials for ${this.upstreamName}`);
       case "rate-limited": {

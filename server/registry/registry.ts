@@ -24,9 +24,18 @@ export interface ManifestRequest {
   cachedOnly?: boolean;
 }
 
-export interface BlobContent {
+/** What a repository says of a blob it can serve. */
+export interface BlobInfo {
   /** Size of the whole blob. */
   size: number;
+  /**
+   * Served from what berth had cached for this repository, not fetched for this request (a
+   * hosted blob always is): the `Berth-Cache` header of a successful answer.
+   */
+  cached: boolean;
+}
+
+export interface BlobContent extends BlobInfo {
   /** The requested range, or the whole blob. */
   stream: ObjectStream;
   warnings?: string[];
@@ -43,14 +52,37 @@ export interface RepositoryAddress {
   namespace?: string;
   /** Writes go to hosted repositories even when a default upstream is configured. */
   intent?: "read" | "write";
-  /** Whom the request acts for: mirrored content is isolated between tenants. */
-  requestedBy?: RequestedBy;
 }
 
 /** The authorized principal of a request, as far as repositories need to know it. */
 export interface RequestedBy {
   subject: string;
   tenant?: string;
+  /**
+   * Whether policy lets the principal pull the repository with this policy name: a repository
+   * that reads another on its behalf (the -$(ARCH) fallbacks) asks before it does.
+   */
+  mayPull(policyName: string): boolean;
+}
+
+/**
+ * Where an address leads, before anyone is let in: the name policy decides on, and how to
+ * open the repository for whom the request then acts.
+ */
+export interface RepositoryRoute {
+  /**
+   * The one name policy, token scopes and visibility use: `PREFIX/REPO` for a mirrored
+   * repository (whether `?ns=`, the path prefix or the default upstream led there), the name
+   * itself for a hosted one. It never changes with the route a request took.
+   */
+  readonly policyName: string;
+  /**
+   * The names a token's scope may give this repository, the policy name among them: clients
+   * ask for the path they request (containerd's `?ns=` repository, skopeo's path), and which
+   * names these are never depends on what berth stores (no hosted name is given away).
+   */
+  readonly scopeNames: readonly string[];
+  open(requestedBy?: RequestedBy): Promise<Repository>;
 }
 
 /**
@@ -63,8 +95,8 @@ export interface Repository {
   getManifest(reference: ManifestReference, request: ManifestRequest): Promise<ManifestContent>;
   putManifest(reference: ManifestReference | undefined, contentType: string | undefined, bytes: Buffer): Promise<PutManifestResult>;
   deleteManifest(reference: ManifestReference): Promise<void>;
-  /** Size of a blob the repository holds. */
-  statBlob(digest: Digest): Promise<number>;
+  /** Size of a blob the repository can serve. */
+  statBlob(digest: Digest): Promise<BlobInfo>;
   openBlob(digest: Digest, range?: ByteRange): Promise<BlobContent>;
   deleteBlob(digest: Digest): Promise<void>;
   /** All tags in lexical order. */
@@ -77,12 +109,22 @@ export interface Repository {
   /** Appends a final chunk (if any), verifies the digest and stores the blob. */
   completeUpload(id: string, digest: Digest, body?: Readable): Promise<number>;
   cancelUpload(id: string): Promise<void>;
-  /** Links a blob that `from` holds into this repository; false if it cannot. */
+  /**
+   * Whether the repository can serve this blob from berth's store to whom it was opened for,
+   * now, without fetching it: what a mount may copy from.
+   */
+  holdsBlob(digest: Digest): Promise<boolean>;
+  /** Links a blob that `from` holds (see holdsBlob) into this repository; false if it cannot. */
   mountBlob(digest: Digest, from: Repository): Promise<boolean>;
 }
 
 export interface Registry {
-  repository(address: RepositoryAddress): Promise<Repository>;
+  route(address: RepositoryAddress): Promise<RepositoryRoute>;
   /** Hosted repositories in lexical order. */
   catalog(): Promise<string[]>;
+}
+
+/** The repository an address reaches, opened for `requestedBy`. Callers serving a client authorize it on the route's policy name first. */
+export async function openRepository(registry: Registry, address: RepositoryAddress, requestedBy?: RequestedBy): Promise<Repository> {
+  return (await registry.route(address)).open(requestedBy);
 }

@@ -1,7 +1,7 @@
 import { RegistryError } from "./errors.js";
 import type { HostedRegistry } from "./hosted-registry.js";
 import { ProxyRepository, type Mirror } from "./proxy.js";
-import type { Registry, Repository, RepositoryAddress } from "./registry.js";
+import type { Registry, RepositoryAddress, RepositoryRoute } from "./registry.js";
 import type { RepositoryMetadata } from "../storage/repository-metadata.js";
 
 const DOCKER_HUB_ALIASES = new Set(["docker.io", "index.docker.io", "registry-1.docker.io"]);
@@ -9,7 +9,8 @@ const DOCKER_HUB_ALIASES = new Set(["docker.io", "index.docker.io", "registry-1.
 /**
  * Sends each request to the repository that serves it (DESIGN §2): the upstream named by
  * containerd's `?ns=`, else the upstream whose prefix starts the path, else a hosted
- * repository, else the default upstream for names no hosted repository has.
+ * repository, else the default upstream for names no hosted repository has. Whichever way a
+ * mirrored repository is reached, its policy name is `PREFIX/REPO`.
  */
 export class RoutingRegistry implements Registry {
   private readonly byHost = new Map<string, Mirror>();
@@ -27,24 +28,43 @@ export class RoutingRegistry implements Registry {
     }
   }
 
-  async repository(address: RepositoryAddress): Promise<Repository> {
+  async route(address: RepositoryAddress): Promise<RepositoryRoute> {
     if (address.namespace !== undefined) {
       const host = DOCKER_HUB_ALIASES.has(address.namespace) ? "docker.io" : address.namespace;
       const mirror = this.byHost.get(host);
       if (!mirror) throw new RegistryError("NAME_UNKNOWN", `berth mirrors no upstream ${address.namespace}`, { ns: address.namespace });
-      return proxied(mirror, address, address.name);
+      const route = mirrored(mirror, address.name, address.name);
+      return { ...route, scopeNames: unique([route.policyName, address.name]) };
     }
-    const slash = address.name.indexOf("/");
-    const byPrefix = slash > 0 ? this.byPrefix.get(address.name.slice(0, slash)) : undefined;
-    if (byPrefix) return proxied(byPrefix, address, address.name.slice(slash + 1));
-    if (this.defaultMirror && address.intent !== "write" && !(await this.isHosted(address.name))) {
-      return proxied(this.defaultMirror, address, address.name);
+    const byPrefix = this.prefixMirror(address.name);
+    if (byPrefix) return mirrored(byPrefix, address.name, address.name.slice(byPrefix.upstream.prefix.length + 1));
+    if (this.defaultMirror && address.intent !== "write") {
+      const scopeNames = this.policyNames(address.name);
+      if (!(await this.isHosted(address.name))) return { ...mirrored(this.defaultMirror, address.name, address.name), scopeNames };
+      return { ...(await this.hosted.route(address)), scopeNames };
     }
-    return this.hosted.repository(address);
+    return this.hosted.route(address);
+  }
+
+  /**
+   * The policy names a repository named `name` without `?ns=` may have: its prefix's mirrored
+   * repository, or itself and the default upstream's repository (which one depends on whether
+   * a hosted repository has the name, which this does not ask).
+   */
+  policyNames(name: string): string[] {
+    const byPrefix = this.prefixMirror(name);
+    if (byPrefix) return [mirrored(byPrefix, name, name.slice(byPrefix.upstream.prefix.length + 1)).policyName];
+    if (!this.defaultMirror) return [name];
+    return unique([name, mirrored(this.defaultMirror, name, name).policyName]);
   }
 
   catalog(): Promise<string[]> {
     return this.hosted.catalog();
+  }
+
+  private prefixMirror(name: string): Mirror | undefined {
+    const slash = name.indexOf("/");
+    return slash > 0 ? this.byPrefix.get(name.slice(0, slash)) : undefined;
   }
 
   private async isHosted(name: string): Promise<boolean> {
@@ -53,7 +73,16 @@ export class RoutingRegistry implements Registry {
 }
 
 /** Docker Hub keeps official images under `library/`. */
-function proxied(mirror: Mirror, address: RepositoryAddress, upstreamName: string): ProxyRepository {
+function mirrored(mirror: Mirror, addressedName: string, upstreamName: string): RepositoryRoute {
   const normalised = mirror.upstream.isDockerHub && !upstreamName.includes("/") ? `library/${upstreamName}` : upstreamName;
-  return new ProxyRepository(address.name, normalised, mirror, mirror.requesterFor(address.requestedBy));
+  const policyName = `${mirror.upstream.prefix}/${normalised}`;
+  return {
+    policyName,
+    scopeNames: unique([policyName, addressedName]),
+    open: async (requestedBy) => new ProxyRepository(addressedName, normalised, mirror, mirror.requesterFor(requestedBy)),
+  };
+}
+
+function unique(names: string[]): string[] {
+  return [...new Set(names)];
 }

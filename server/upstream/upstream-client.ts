@@ -132,23 +132,26 @@ export class UpstreamClient {
   }
 
   /** Every tag, following `Link` pagination. */
-  async tags(repository: string): Promise<string[]> {
+  async tags(repository: string): Promise<{ tags: string[] } & Provenance> {
     const tags: string[] = [];
+    let anonymous = true;
     let path: string | undefined = `/v2/${repository}/tags/list`;
     for (let page = 0; path && page < 1000; page++) {
-      const { response } = await this.send(repository, "GET", path, { accept: "application/json" });
+      const sent = await this.send(repository, "GET", path, { accept: "application/json" });
+      const { response } = sent;
+      anonymous &&= sent.anonymous;
       await this.expectOk(response, `tags of ${repository}`);
       const body = JSON.parse((await readLimited(response.body, 16 * 1024 * 1024, this.describe("tags"))).toString("utf8")) as { tags?: unknown };
       if (Array.isArray(body.tags)) tags.push(...body.tags.filter((t): t is string => typeof t === "string"));
       path = nextLink(header(response, "link"));
     }
-    return tags;
+    return { tags, anonymous };
   }
 
-  async referrers(repository: string, digest: string): Promise<Buffer> {
-    const { response } = await this.send(repository, "GET", `/v2/${repository}/referrers/${digest}`, { accept: "application/vnd.oci.image.index.v1+json" });
+  async referrers(repository: string, digest: string): Promise<{ body: Buffer } & Provenance> {
+    const { response, anonymous } = await this.send(repository, "GET", `/v2/${repository}/referrers/${digest}`, { accept: "application/vnd.oci.image.index.v1+json" });
     await this.expectOk(response, `referrers of ${repository}@${digest}`);
-    return readLimited(response.body, MAX_MANIFEST_BYTES, this.describe("referrers"));
+    return { body: await readLimited(response.body, MAX_MANIFEST_BYTES, this.describe("referrers")), anonymous };
   }
 
   async close(): Promise<void> {

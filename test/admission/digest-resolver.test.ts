@@ -10,14 +10,15 @@ function registryAnswering(answer: (reference: ManifestReference, request: Manif
   const asked: string[] = [];
   return {
     asked,
-    async repository({ name }) {
-      return {
+    async route({ name }) {
+      const repository = {
         name,
         getManifest: async (reference: ManifestReference, request: ManifestRequest) => {
           asked.push(`${name}:${reference.tag} accept=${request.accept.join(",")}`);
           return { digest: await answer(reference, request), mediaType: "application/vnd.oci.image.index.v1+json", bytes: Buffer.from("{}") };
         },
       } as unknown as Repository;
+      return { policyName: name, scopeNames: [name], open: async () => repository };
     },
     catalog: async () => [],
   };

@@ -38,10 +38,14 @@ describe("scope parsing (Docker token spec scope grammar)", () => {
     assert.equal(formatBearerChallenge({ realm: "http://b/token", service: 'a"b' }), 'Bearer realm="http://b/token",service="a\\"b"');
   });
 
-  it("derives the required scope of a request, none for /v2/ itself", () => {
-    assert.deepEqual(requiredAccess({ repository: "team/app", actions: ["pull", "push"] }), { type: "repository", name: "team/app", actions: ["pull", "push"] });
-    assert.deepEqual(requiredAccess({ actions: [], registryResource: "catalog" }), { type: "registry", name: "catalog", actions: ["*"] });
-    assert.equal(requiredAccess({ actions: [] }), undefined);
+  it("derives the scopes a request may be granted by, one per name of its repository, none for /v2/ itself", () => {
+    assert.deepEqual(requiredAccess({ repository: "team/app", actions: ["pull", "push"] }), [{ type: "repository", name: "team/app", actions: ["pull", "push"] }]);
+    assert.deepEqual(requiredAccess({ repository: "private/library/x", scopeNames: ["private/library/x", "library/x"], actions: ["pull"] }), [
+      { type: "repository", name: "private/library/x", actions: ["pull"] },
+      { type: "repository", name: "library/x", actions: ["pull"] },
+    ]);
+    assert.deepEqual(requiredAccess({ actions: [], registryResource: "catalog" }), [{ type: "registry", name: "catalog", actions: ["*"] }]);
+    assert.deepEqual(requiredAccess({ actions: [] }), []);
     assert.equal(covers([{ type: "repository", name: "a", actions: ["pull"] }], { type: "repository", name: "a", actions: ["pull", "push"] }), false);
     assert.equal(covers([{ type: "repository", name: "a", actions: ["push", "pull"] }], { type: "repository", name: "a", actions: ["pull", "push"] }), true);
   });

@@ -30,11 +30,11 @@ it("a client arriving after a fill failed, while it still cleans up, starts a fr
     onStored: async () => {},
     // Runs after the failure is visible to readers and before the failed fill leaves the list: the window a quick retry lands in.
     onFailed: () => {
-      retried = fills.join(digest, hooks(content));
+      retried = fills.join(digest, "origin/repo", hooks(content));
     },
   });
 
-  const failed = fills.join(digest, hooks(corrupt)).fill;
+  const failed = fills.join(digest, "origin/repo", hooks(corrupt)).fill;
   await failed.finished;
   assert.equal(failed.state, "failed");
   assert.ok(retried, "the retry joined while the failed fill was still listed");
@@ -60,7 +60,7 @@ describe("readers of a fill in flight", () => {
     const body = new PassThrough();
     let releaseStoring!: () => void;
     const storing = new Promise<void>((resolve) => (releaseStoring = resolve));
-    const { fill } = new BlobFills(storage.driver, storage.blobs).join(digest, {
+    const { fill } = new BlobFills(storage.driver, storage.blobs).join(digest, "origin/repo", {
       fetch: async () => ({ size: content.length, body, anonymous: true }),
       onStored: () => storing,
       onFailed: () => {},

@@ -5,9 +5,13 @@ import { parseConfig } from "../../config/load.js";
 import { createLogger } from "../../server/log.js";
 import { startBerth, type Berth } from "../../server/server.js";
 
-/** An in-process berth on a free port over a temp storage root, mirroring the given upstreams. */
+/**
+ * An in-process berth on a free port over a temp storage root (or `extra.storage.root`, to start
+ * again on a stopped one's storage), mirroring the given upstreams. `close()` keeps the storage;
+ * `stop()` removes it.
+ */
 export async function startMirror(upstreams: Record<string, unknown>[], extra: Record<string, unknown> = {}): Promise<Berth & { root: string; stop(): Promise<void> }> {
-  const root = await mkdtemp(join(tmpdir(), "berth-mirror-"));
+  const root = (extra.storage as { root?: string } | undefined)?.root ?? (await mkdtemp(join(tmpdir(), "berth-mirror-")));
   const config = parseConfig({ listen: "127.0.0.1:0", upstreams, ...extra, storage: { ...(extra.storage as object | undefined), root } }, "test");
   const berth = await startBerth(config, createLogger(process.env.BERTH_TEST_LOG ?? "silent"));
   return {

@@ -5,6 +5,7 @@ import { Digest } from "../../server/reference/digest.js";
 import { RegistryError } from "../../server/registry/errors.js";
 import { HostedRegistry } from "../../server/registry/hosted-registry.js";
 import { OCI_MANIFEST } from "../../server/registry/media-types.js";
+import { openRepository } from "../../server/registry/registry.js";
 import { openFilesystemStorage, type Storage } from "../../server/storage/storage.js";
 import { makeTempDir, type TempDir } from "../support/temp-dir.js";
 
@@ -22,7 +23,7 @@ describe("HostedRepository", () => {
   };
   /** Uploads content to a repository the way the HTTP layer does. */
   const upload = async (into: HostedRegistry, name: string, bytes: Buffer) => {
-    const repository = await into.repository({ name });
+    const repository = await openRepository(into, { name });
     const session = await repository.startUpload();
     await repository.completeUpload(session.id, Digest.of("sha256", bytes), Readable.from([bytes]));
     return Digest.of("sha256", bytes);
@@ -39,15 +40,15 @@ describe("HostedRepository", () => {
   describe("mountBlob", () => {
     it("links a blob the source repository holds", async () => {
       const digest = await upload(registry, "source", Buffer.from("shared layer"));
-      const target = await registry.repository({ name: "target" });
-      assert.equal(await target.mountBlob(digest, await registry.repository({ name: "source" })), true);
-      assert.equal(await target.statBlob(digest), "shared layer".length);
+      const target = await openRepository(registry, { name: "target" });
+      assert.equal(await target.mountBlob(digest, await openRepository(registry, { name: "source" })), true);
+      assert.equal((await target.statBlob(digest)).size, "shared layer".length);
     });
 
     it("refuses when the source does not hold the blob", async () => {
-      const target = await registry.repository({ name: "target" });
+      const target = await openRepository(registry, { name: "target" });
       const digest = Digest.of("sha256", "absent");
-      assert.equal(await target.mountBlob(digest, await registry.repository({ name: "source" })), false);
+      assert.equal(await target.mountBlob(digest, await openRepository(registry, { name: "source" })), false);
       await assert.rejects(target.statBlob(digest), isCode("BLOB_UNKNOWN"));
     });
 
@@ -55,14 +56,14 @@ describe("HostedRepository", () => {
       // A source backed by other storage stands for a mirror that only knows of the blob upstream.
       const elsewhere = new HostedRegistry(await openStorage());
       const digest = await upload(elsewhere, "source", Buffer.from("remote-only layer"));
-      const target = await registry.repository({ name: "target" });
-      assert.equal(await target.mountBlob(digest, await elsewhere.repository({ name: "source" })), false);
+      const target = await openRepository(registry, { name: "target" });
+      assert.equal(await target.mountBlob(digest, await openRepository(elsewhere, { name: "source" })), false);
       assert.equal(await storage.metadata.hasBlob("target", digest), false);
     });
   });
 
   it("drops an upload whose content fails verification, as Distribution does", async () => {
-    const repository = await registry.repository({ name: "team/app" });
+    const repository = await openRepository(registry, { name: "team/app" });
     const session = await repository.startUpload();
     await assert.rejects(
       repository.completeUpload(session.id, Digest.of("sha256", "claimed"), Readable.from([Buffer.from("sent")])),
@@ -73,7 +74,7 @@ describe("HostedRepository", () => {
   });
 
   it("keeps an upload whose final chunk did not continue it, for the client to resume", async () => {
-    const repository = await registry.repository({ name: "team/app" });
+    const repository = await openRepository(registry, { name: "team/app" });
     const session = await repository.startUpload();
     await repository.appendUpload(session.id, 0, Readable.from([Buffer.from("abc")]));
     await assert.rejects(repository.appendUpload(session.id, 0, Readable.from([Buffer.from("abc")])), (err: unknown) => {
@@ -96,7 +97,7 @@ describe("HostedRepository", () => {
       subject: { mediaType: OCI_MANIFEST, digest: subject.toString(), size: 16 },
     };
     const bytes = Buffer.from(JSON.stringify(document));
-    const repository = await registry.repository({ name: "team/app" });
+    const repository = await openRepository(registry, { name: "team/app" });
     const result = await repository.putManifest(undefined, OCI_MANIFEST, bytes);
     assert.equal(result.subject?.toString(), subject.toString());
     assert.deepEqual(await repository.referrers(subject), [
@@ -105,8 +106,8 @@ describe("HostedRepository", () => {
   });
 
   it("lists tags only of a repository that exists", async () => {
-    await assert.rejects((await registry.repository({ name: "never/pushed" })).tags(), isCode("NAME_UNKNOWN"));
+    await assert.rejects((await openRepository(registry, { name: "never/pushed" })).tags(), isCode("NAME_UNKNOWN"));
     await upload(registry, "blobs/only", Buffer.from("layer"));
-    assert.deepEqual(await (await registry.repository({ name: "blobs/only" })).tags(), []);
+    assert.deepEqual(await (await openRepository(registry, { name: "blobs/only" })).tags(), []);
   });
 });
