@@ -7,7 +7,7 @@ import type { Descriptor } from "../storage/repository-metadata.js";
 import type { Storage } from "../storage/storage.js";
 import { UploadOffsetError, UploadUnknownError, type UploadSession } from "../storage/upload-store.js";
 import { RegistryError } from "./errors.js";
-import { MAX_MANIFEST_BYTES, manifestTooLarge, parseManifest } from "./manifest.js";
+import { distinctReferences, MAX_MANIFEST_BYTES, manifestTooLarge, parseManifest } from "./manifest.js";
 import type { BlobContent, BlobInfo, ManifestContent, ManifestReference, PutManifestResult, Repository } from "./registry.js";
 
 /** A repository owned by berth: pushed to and pulled from, stored in the local store. */
@@ -37,14 +37,15 @@ export class HostedRepository implements Repository {
     if (reference?.digest && !reference.digest.equals(digest)) {
       throw new RegistryError("DIGEST_INVALID", `manifest hashes to ${digest}, not ${reference.digest}`);
     }
-    for (const blob of manifest.blobs) {
+    const references = distinctReferences(manifest);
+    for (const blob of references.blobs) {
       if (!(await this.metadata.hasBlob(this.name, blob))) {
         throw new RegistryError("MANIFEST_BLOB_UNKNOWN", `blob ${blob} is not in ${this.name}`, { digest: blob.toString() });
       }
     }
-    for (const child of manifest.manifests) {
-      if (!(await this.metadata.manifest(this.name, Digest.parse(child.digest)!))) {
-        throw new RegistryError("MANIFEST_BLOB_UNKNOWN", `manifest ${child.digest} is not in ${this.name}`, { digest: child.digest });
+    for (const child of references.manifests) {
+      if (!(await this.metadata.manifest(this.name, child))) {
+        throw new RegistryError("MANIFEST_BLOB_UNKNOWN", `manifest ${child} is not in ${this.name}`, { digest: child.toString() });
       }
     }
     await this.storage.blobs.ingestBuffer(bytes, digest);

@@ -11,6 +11,12 @@ export function manifestTooLarge(): RegistryError {
   return new RegistryError("SIZE_INVALID", `manifests are limited to ${MAX_MANIFEST_BYTES} bytes`, undefined, { status: 413 });
 }
 
+/**
+ * Most distinct blobs and manifests a pushed manifest may reference: berth looks each one up
+ * before it stores the manifest. Images have tens of layers and indexes tens of platforms.
+ */
+export const MAX_MANIFEST_REFERENCES = 1000;
+
 /** What berth needs to know about a manifest it is asked to store. */
 export interface ParsedManifest {
   mediaType: string;
@@ -125,6 +131,20 @@ function isStringArray(value: unknown): value is string[] {
 
 function invalid(message: string): RegistryError {
   return new RegistryError("MANIFEST_INVALID", message);
+}
+
+/**
+ * The distinct blobs and manifests a pushed manifest references, each once however often it is
+ * named; more than MAX_MANIFEST_REFERENCES is refused before any is looked up.
+ */
+export function distinctReferences(manifest: ParsedManifest): { blobs: Digest[]; manifests: Digest[] } {
+  const blobs = new Map(manifest.blobs.map((digest) => [digest.toString(), digest]));
+  const manifests = new Map(manifest.manifests.map((child) => [child.digest, Digest.parse(child.digest)!]));
+  const count = blobs.size + manifests.size;
+  if (count > MAX_MANIFEST_REFERENCES) {
+    throw invalid(`the manifest references ${count} distinct blobs and manifests; berth takes at most ${MAX_MANIFEST_REFERENCES}`);
+  }
+  return { blobs: [...blobs.values()], manifests: [...manifests.values()] };
 }
 
 /**
