@@ -334,12 +334,9 @@ export class ProxyRepository implements Repository {
   async referrers(subject: Digest): Promise<Descriptor[]> {
     if (this.policy === "Never") return [];
     try {
-      const body = await this.upstreamCall(() => this.client.referrers(this.upstreamName, subject.toString()));
-      const index = JSON.parse(body.toString("utf8")) as { manifests?: Descriptor[] };
-      return Array.isArray(index.manifests) ? index.manifests : [];
+      return await this.upstreamCall(() => this.client.referrers(this.upstreamName, subject.toString()));
     } catch (err) {
       if (err instanceof UpstreamError && err.failure === "not-found") return [];
-      if (err instanceof SyntaxError) return [];
       throw this.translate(err);
     }
   }
@@ -434,6 +431,9 @@ export class ProxyRepository implements Repository {
       case "corrupt":
         this.mirror.log.error({ upstream: this.mirror.upstream.host, err: err.message }, "upstream sent corrupt content");
         return new RegistryError("UNKNOWN", `upstream ${this.mirror.upstream.host} sent content that does not match its digest`, undefined, { status: 502 });
+      case "invalid":
+        this.mirror.log.error({ upstream: this.mirror.upstream.host, err: err.message }, "upstream gave an answer berth refuses");
+        return new RegistryError("UNKNOWN", `upstream ${this.mirror.upstream.host} gave an answer berth refuses: ${err.options.reason}`, undefined, { status: 502 });
       default:
         return this.unavailable(this.mirror.backoff.remaining(this.backoffKey) || err.options.retryAfterMs || 10_000);
     }
