@@ -135,6 +135,12 @@ export class BerthMetrics implements RegistryMetrics, TokenMetrics, RequestMetri
       [...m.requests].map(([status, count]) => [{ status: status === 0 ? "error" : String(status) }, count]),
     );
     perUpstream("berth_upstream_received_bytes_total", "Response body bytes received from an upstream.", [], (m) => [[{}, m.receivedBytes]]);
+    perUpstream(
+      "berth_upstream_refused_redirects_total",
+      "Redirects and token realms of an upstream that berth refused to follow: non-public addresses, other schemes, https to http, too many hops.",
+      [],
+      (m) => [[{}, m.refusedRedirects]],
+    );
     perUpstream("berth_blob_fill_coalesced_waiters_total", "Clients that joined a blob fill already in flight instead of starting another upstream fetch.", [], (m) => [
       [{}, m.coalescedWaiters],
     ]);

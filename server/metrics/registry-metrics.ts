@@ -17,6 +17,8 @@ export interface UpstreamMeter {
   request(status: number, seconds: number): void;
   /** Response body bytes received from the upstream. */
   received(bytes: number): void;
+  /** A redirect or token realm berth refused to follow (server/upstream/destination-policy.ts). */
+  refusedRedirect(): void;
 }
 
 /** The totals of one content collection (a `CollectionReport`). */
@@ -53,6 +55,7 @@ const NO_METER: UpstreamMeter = {
   coalescedWaiter: () => {},
   request: () => {},
   received: () => {},
+  refusedRedirect: () => {},
 };
 
 /** For components built without metrics (offline `berth gc`, unit tests). */

@@ -9,6 +9,7 @@ export class UpstreamCounters implements UpstreamMeter {
   readonly misses: Record<ContentKind, number> = { manifest: 0, blob: 0 };
   coalescedWaiters = 0;
   receivedBytes = 0;
+  refusedRedirects = 0;
   /** Requests by answer status; 0 = no answer (connection failed, timed out). */
   readonly requests = new Map<number, number>();
   lastStatus?: number;
@@ -40,6 +41,10 @@ export class UpstreamCounters implements UpstreamMeter {
 
   received(bytes: number): void {
     this.receivedBytes += bytes;
+  }
+
+  refusedRedirect(): void {
+    this.refusedRedirects++;
   }
 
   get requestCount(): number {

@@ -9,6 +9,7 @@ import type { Storage } from "../storage/storage.js";
 import type { UploadSession } from "../storage/upload-store.js";
 import type { UpstreamBackoff } from "../upstream/backoff.js";
 import type { Provenance, UpstreamClient } from "../upstream/upstream-client.js";
+import { invalid } from "../upstream/upstream-answers.js";
 import { UpstreamError } from "../upstream/upstream-error.js";
 import type { BlobFills } from "./blob-fill.js";
 import { asRegistryError, RegistryError } from "./errors.js";
@@ -216,7 +217,7 @@ export class ProxyRepository implements Repository {
     try {
       mediaType = parseManifest(bytes, manifest.mediaType || undefined).mediaType;
     } catch (err) {
-      throw this.translate(new UpstreamError("corrupt", `${this.mirror.upstream.host}: manifest ${this.upstreamName}:${reference} is invalid: ${(err as Error).message}`), asked);
+      throw this.translate(invalid(`${this.mirror.upstream.host}: manifest ${this.upstreamName}:${reference} is invalid: ${(err as Error).message}`, "a manifest that is not valid"), asked);
     }
     await this.mirror.storage.blobs.ingestBuffer(bytes, digest);
     await this.mirror.cache.linkManifest(this.upstreamName, digest, { mediaType, size: bytes.length });
@@ -400,11 +401,9 @@ export class ProxyRepository implements Repository {
     try {
       const answer = await this.upstreamCall(() => this.client.referrers(this.upstreamName, subject.toString()));
       await this.confirmAccess(answer);
-      const index = JSON.parse(answer.body.toString("utf8")) as { manifests?: Descriptor[] };
-      return Array.isArray(index.manifests) ? index.manifests : [];
+      return answer.manifests;
     } catch (err) {
       if (err instanceof UpstreamError && err.failure === "not-found") return [];
-      if (err instanceof SyntaxError) return [];
       throw this.translate(err);
     }
   }
@@ -504,6 +503,9 @@ export class ProxyRepository implements Repository {
       case "corrupt":
         this.mirror.log.error({ upstream: this.mirror.upstream.host, err: err.message }, "upstream sent corrupt content");
         return new RegistryError("UNKNOWN", `upstream ${this.mirror.upstream.host} sent content that does not match its digest`, undefined, { status: 502 });
+      case "invalid":
+        this.mirror.log.error({ upstream: this.mirror.upstream.host, err: err.message }, "upstream gave an answer berth refuses");
+        return new RegistryError("UNKNOWN", `upstream ${this.mirror.upstream.host} gave an answer berth refuses: ${err.options.reason}`, undefined, { status: 502 });
       default:
         return this.unavailable(this.mirror.backoff.remaining(this.backoffKey) || err.options.retryAfterMs || 10_000);
     }

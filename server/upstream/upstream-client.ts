@@ -1,9 +1,11 @@
 import type { Readable } from "node:stream";
 import NodeCache from "node-cache";
-import { Agent, DecoratorHandler, request, type Dispatcher } from "undici";
+import { request, type Dispatcher } from "undici";
 import { NO_METRICS, type UpstreamMeter } from "../metrics/registry-metrics.js";
-import { closeSafeBodies } from "./close-safe-interceptor.js";
+import { RefusedDestination } from "./destination-policy.js";
 import { guardProgress } from "./progress-guard.js";
+import { DEFAULT_TOKEN_SECONDS, invalid, LIMITS, nextTagPage, readBounded, referrersIndex, tagPage, tokenAnswer, type BoundedRead, type ReferrerDescriptor } from "./upstream-answers.js";
+import { UpstreamConnections } from "./upstream-connections.js";
 import { parseChallenge, type Challenge } from "./www-authenticate.js";
 import { retryAfterMs, UpstreamError } from "./upstream-error.js";
 
@@ -58,9 +60,8 @@ const MANIFEST_ACCEPT = [
   "application/vnd.docker.distribution.manifest.v2+json",
 ].join(", ");
 
-/** Largest manifest body berth reads from an upstream. */
-const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
-const DEFAULT_TOKEN_SECONDS = 60;
+/** Statuses whose Location berth follows (300 Multiple Choices names no one answer). */
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 /**
  * Talks the distribution API to one upstream registry: answers 401 challenges with Basic
@@ -70,22 +71,13 @@ const DEFAULT_TOKEN_SECONDS = 60;
 export class UpstreamClient {
   private readonly authorizations = new NodeCache({ stdTTL: 300, useClones: false, checkperiod: 60 });
   private readonly views = new Map<string, UpstreamClient>();
-  private readonly dispatcher: Dispatcher;
 
   constructor(
     readonly endpoint: UpstreamEndpoint,
     private readonly credentials: CredentialLookup,
     private readonly meter: UpstreamMeter = NO_METRICS.upstream(endpoint.host),
-    private readonly agent: Agent = new Agent({
-      connect: { timeout: endpoint.connectTimeoutMs },
-      headersTimeout: endpoint.readTimeoutMs,
-      bodyTimeout: endpoint.readTimeoutMs,
-      keepAliveTimeout: 30_000,
-      connections: 64,
-    }),
-  ) {
-    this.dispatcher = agent.compose(closeSafeBodies(), metered(meter));
-  }
+    private readonly connections = new UpstreamConnections(endpoint, meter),
+  ) {}
 
   /**
    * The same upstream seen with other credentials (a tenant's): its own authorization cache,
@@ -94,7 +86,7 @@ export class UpstreamClient {
   as(key: string, credentials: () => CredentialLookup): UpstreamClient {
     let view = this.views.get(key);
     if (!view) {
-      view = new UpstreamClient(this.endpoint, credentials(), this.meter, this.agent);
+      view = new UpstreamClient(this.endpoint, credentials(), this.meter, this.connections);
       this.views.set(key, view);
     }
     return view;
@@ -111,7 +103,7 @@ export class UpstreamClient {
       await response.body.dump();
       return { digest, mediaType, size: length === undefined ? undefined : Number(length), anonymous };
     }
-    const bytes = await readLimited(guardProgress(response.body, this.endpoint.readTimeoutMs, this.describe(what)), MAX_MANIFEST_BYTES, this.describe(what));
+    const bytes = await readBounded(response, this.bounds(LIMITS.manifestBytes, "manifest", what));
     return { digest, mediaType, size: bytes.length, bytes, anonymous };
   }
 
@@ -131,37 +123,49 @@ export class UpstreamClient {
     return { size: length === undefined ? undefined : Number(length), anonymous };
   }
 
-  /** Every tag, following `Link` pagination. */
+  /** Every tag, following `Link` pagination on the upstream's own origin. */
   async tags(repository: string): Promise<{ tags: string[] } & Provenance> {
     const tags: string[] = [];
+    const what = `tags of ${repository}`;
+    const seen = new Set<string>();
     let anonymous = true;
-    let path: string | undefined = `/v2/${repository}/tags/list`;
-    for (let page = 0; path && page < 1000; page++) {
-      const sent = await this.send(repository, "GET", path, { accept: "application/json" });
+    let budget = LIMITS.tagListBytes;
+    let page: URL | undefined = new URL(`/v2/${repository}/tags/list`, this.endpoint.url);
+    while (page) {
+      if (seen.size === LIMITS.tagPages) throw invalid(`${this.describe(what)}: more than ${LIMITS.tagPages} pages`, `tag list of more than ${LIMITS.tagPages} pages`);
+      if (seen.has(page.href)) throw invalid(`${this.describe(what)}: the pages link back to ${page.pathname}${page.search}`, "tag list whose pages link in a circle");
+      seen.add(page.href);
+      const sent = await this.send(repository, "GET", `${page.pathname}${page.search}`, { accept: "application/json" });
       const { response } = sent;
       anonymous &&= sent.anonymous;
-      await this.expectOk(response, `tags of ${repository}`);
-      const body = JSON.parse((await readLimited(response.body, 16 * 1024 * 1024, this.describe("tags"))).toString("utf8")) as { tags?: unknown };
-      if (Array.isArray(body.tags)) tags.push(...body.tags.filter((t): t is string => typeof t === "string"));
-      path = nextLink(header(response, "link"));
+      await this.expectOk(response, what);
+      const bytes = await readBounded(response, { ...this.bounds(budget, "tag list", what), whole: LIMITS.tagListBytes });
+      budget -= bytes.length;
+      tags.push(...tagPage(bytes, this.describe(what)));
+      page = nextTagPage(header(response, "link"), page, (url) => this.connections.policy.isOwnOrigin(url), this.describe(what));
     }
     return { tags, anonymous };
   }
 
-  async referrers(repository: string, digest: string): Promise<{ body: Buffer } & Provenance> {
+  async referrers(repository: string, digest: string): Promise<{ manifests: ReferrerDescriptor[] } & Provenance> {
+    const what = `referrers of ${repository}@${digest}`;
     const { response, anonymous } = await this.send(repository, "GET", `/v2/${repository}/referrers/${digest}`, { accept: "application/vnd.oci.image.index.v1+json" });
-    await this.expectOk(response, `referrers of ${repository}@${digest}`);
-    return { body: await readLimited(response.body, MAX_MANIFEST_BYTES, this.describe("referrers")), anonymous };
+    await this.expectOk(response, what);
+    return { manifests: referrersIndex(await readBounded(response, this.bounds(LIMITS.referrersBytes, "referrers index", what)), this.describe(what)), anonymous };
   }
 
   async close(): Promise<void> {
     for (const view of this.views.values()) view.authorizations.close();
     this.authorizations.close();
-    await this.agent.close();
+    await this.connections.close();
   }
 
   private describe(what: string): string {
     return `${this.endpoint.host}: ${what}`;
+  }
+
+  private bounds(limit: number, answer: string, what: string): BoundedRead {
+    return { limit, answer, what: this.describe(what), windowMs: this.endpoint.readTimeoutMs };
   }
 
   /** Sends a request, answering challenges; `anonymous` when no credential was needed. */
@@ -174,6 +178,7 @@ export class UpstreamClient {
     if (cached) this.authorizations.del(repository);
     const effectiveChallenge = challenge ?? (await this.challengeFor(method, path, headers));
     if (!effectiveChallenge) throw new UpstreamError("denied", `${this.describe(path)}: refused without a usable challenge`, { status: 401 });
+    this.checkChallenge(effectiveChallenge, path);
 
     const candidates = await this.credentials.lookup(`${this.endpoint.host}/${repository}`);
     const attempts: (UpstreamCredential | undefined)[] = candidates.length > 0 ? candidates : [undefined];
@@ -199,28 +204,38 @@ export class UpstreamClient {
     return response.statusCode === 401 ? parseChallenge(header(response, "www-authenticate")) : undefined;
   }
 
+  /** A challenge berth can answer: Basic, or Bearer with a realm. */
+  private checkChallenge(challenge: Challenge, path: string): void {
+    if (challenge.scheme !== "basic" && challenge.scheme !== "bearer") {
+      throw invalid(`${this.describe(path)}: challenge of scheme ${JSON.stringify(challenge.scheme.slice(0, 40))}`, "challenge of a scheme berth does not speak");
+    }
+    if (challenge.scheme === "bearer" && !challenge.params.realm) throw invalid(`${this.describe(path)}: Bearer challenge without a realm`, "Bearer challenge without a realm");
+  }
+
   private async authorize(challenge: Challenge, credential: UpstreamCredential | undefined, repository: string): Promise<{ header: string; ttlSeconds: number } | undefined> {
     if (challenge.scheme === "basic") {
       if (credential?.username === undefined || credential.password === undefined) return undefined;
       return { header: basic(credential.username, credential.password), ttlSeconds: 300 };
     }
-    if (challenge.scheme !== "bearer") return undefined;
     if (credential?.registryToken) return { header: `Bearer ${credential.registryToken}`, ttlSeconds: DEFAULT_TOKEN_SECONDS };
-    const realm = challenge.params.realm;
-    if (!realm) return undefined;
     const scope = challenge.params.scope ?? `repository:${repository}:pull`;
-    const token = await this.fetchToken(realm, challenge.params.service, scope, credential);
+    const token = await this.fetchToken(challenge.params.realm, challenge.params.service, scope, credential);
     return token && { header: `Bearer ${token.token}`, ttlSeconds: Math.max(1, token.expiresIn - 10) };
   }
 
   /** The Docker token flow: GET with Basic credentials, or the OAuth2 refresh-token POST for identity tokens. */
   private async fetchToken(realm: string, service: string | undefined, scope: string, credential: UpstreamCredential | undefined): Promise<{ token: string; expiresIn: number } | undefined> {
-    const url = new URL(realm);
+    let url: URL;
+    try {
+      url = new URL(realm);
+    } catch {
+      throw invalid(`${this.describe("token")}: realm ${JSON.stringify(realm.slice(0, 200))} is not a URL`, "token realm that is not a URL");
+    }
     let response: Dispatcher.ResponseData;
     if (credential?.identityToken) {
       const form = new URLSearchParams({ grant_type: "refresh_token", refresh_token: credential.identityToken, client_id: "berth", scope });
       if (service) form.set("service", service);
-      response = await this.call(url, "POST", { "content-type": "application/x-www-form-urlencoded" }, form.toString());
+      response = await this.call(url, "POST", { "content-type": "application/x-www-form-urlencoded" }, form.toString(), "token realm");
     } else {
       if (service) url.searchParams.set("service", service);
       url.searchParams.set("scope", scope);
@@ -229,39 +244,86 @@ export class UpstreamClient {
         headers.authorization = basic(credential.username, credential.password);
         url.searchParams.set("account", credential.username);
       }
-      response = await this.call(url, "GET", headers);
+      response = await this.call(url, "GET", headers, undefined, "token realm");
     }
     if (response.statusCode === 401 || response.statusCode === 403) {
       await response.body.dump();
       return undefined;
     }
-    await this.expectOk(response, `token from ${url.host}`);
-    const body = JSON.parse((await readLimited(response.body, 1024 * 1024, this.describe("token"))).toString("utf8")) as {
-      token?: string;
-      access_token?: string;
-      expires_in?: number;
-    };
-    const token = body.token ?? body.access_token;
-    if (!token) throw new UpstreamError("server", `${this.describe("token")}: answer carried no token`);
-    return { token, expiresIn: typeof body.expires_in === "number" && body.expires_in > 0 ? body.expires_in : DEFAULT_TOKEN_SECONDS };
+    const what = `token from ${url.host}`;
+    await this.expectOk(response, what);
+    return tokenAnswer(await readBounded(response, this.bounds(LIMITS.tokenBytes, "token response", what)), this.describe(what));
   }
 
   private request(method: string, path: string, headers: Record<string, string>): Promise<Dispatcher.ResponseData> {
     return this.call(new URL(path, this.endpoint.url), method, headers);
   }
 
-  private async call(url: URL, method: string, headers: Record<string, string>, body?: string): Promise<Dispatcher.ResponseData> {
+  /**
+   * One request to `url`, following redirects hop by hop: each hop must pass the destination
+   * policy, at most LIMITS.redirects of them, and Authorization (or a body, which may carry an
+   * identity token) never goes on to another origin. `hop` names a first URL the upstream gave
+   * berth (a token realm), for the refusal's reason.
+   */
+  private async call(url: URL, method: string, headers: Record<string, string>, body?: string, hop = "request"): Promise<Dispatcher.ResponseData> {
+    let from = new URL(this.endpoint.url);
+    let target = url;
+    for (let redirects = 0; ; redirects++) {
+      const response = await this.exchange(target, from, hop, method, headers, body);
+      const location = REDIRECTS.has(response.statusCode) ? header(response, "location") : undefined;
+      if (location === undefined) return response;
+      await response.body.dump();
+      const where = `${method} ${target.origin}${target.pathname}`;
+      hop = "redirect";
+      if (redirects === LIMITS.redirects) throw this.refused(`${where}: more than ${LIMITS.redirects} redirects`, `more than ${LIMITS.redirects} redirects`);
+      let next: URL;
+      try {
+        next = new URL(location, target);
+      } catch {
+        throw this.refused(`${where}: redirect to ${JSON.stringify(location.slice(0, 200))}, not a URL`, "redirect to a location that is not a URL");
+      }
+      if (next.origin !== target.origin) {
+        if (body !== undefined && (response.statusCode === 307 || response.statusCode === 308)) {
+          throw this.refused(`${where}: ${response.statusCode} would resend the request body to ${next.origin}`, "redirect of a token request to another host");
+        }
+        const { authorization: _dropped, ...rest } = headers;
+        headers = rest;
+      }
+      if ((response.statusCode === 303 && method !== "HEAD") || ((response.statusCode === 301 || response.statusCode === 302) && method === "POST")) {
+        const { "content-type": _form, ...rest } = headers;
+        headers = rest;
+        method = "GET";
+        body = undefined;
+      }
+      from = target;
+      target = next;
+    }
+  }
+
+  /** One HTTP exchange with `target`, named by an answer from `from`, through the pool its origin calls for. */
+  private async exchange(target: URL, from: URL, hop: string, method: string, headers: Record<string, string>, body: string | undefined): Promise<Dispatcher.ResponseData> {
     try {
-      return await request(url, {
+      this.connections.policy.checkUrl(target, from);
+      return await request(target, {
         method: method as Dispatcher.HttpMethod,
         headers: { "user-agent": "berth", ...headers },
         body,
-        dispatcher: this.dispatcher,
-        maxRedirections: 5,
+        dispatcher: this.connections.dispatcherFor(target),
       });
     } catch (err) {
-      throw new UpstreamError("unreachable", `${this.endpoint.host}: ${method} ${url.pathname}: ${(err as Error).message}`, { cause: err });
+      const where = `${method} ${target.origin}${target.pathname}`;
+      if (err instanceof RefusedDestination) throw this.refused(`${where}: ${err.message}`, `${hop} to ${err.refusal}`, err);
+      if ((err as { code?: unknown }).code === "UND_ERR_HEADERS_OVERFLOW") {
+        throw new UpstreamError("invalid", `${this.endpoint.host}: ${where}: ${(err as Error).message}`, { reason: "answer whose headers exceed what berth reads", cause: err });
+      }
+      throw new UpstreamError("unreachable", `${this.endpoint.host}: ${where}: ${(err as Error).message}`, { cause: err });
     }
+  }
+
+  /** A redirect or token realm berth does not follow: counted, and an "invalid" answer. */
+  private refused(message: string, reason: string, cause?: unknown): UpstreamError {
+    this.meter.refusedRedirect();
+    return new UpstreamError("invalid", `${this.endpoint.host}: ${message}`, { reason, cause });
   }
 
   private async expectOk(response: Dispatcher.ResponseData, what: string): Promise<void> {
@@ -276,39 +338,6 @@ export class UpstreamClient {
   }
 }
 
-/** Counts every exchange on the meter: status, time to headers, body bytes (after redirects). */
-function metered(meter: UpstreamMeter): Dispatcher.DispatcherComposeInterceptor {
-  return (dispatch) => (options, handler) => dispatch(options, new MeteredHandler(handler, meter));
-}
-
-class MeteredHandler extends DecoratorHandler {
-  private readonly started = performance.now();
-  private answered = false;
-
-  constructor(
-    private readonly handler: Dispatcher.DispatchHandlers,
-    private readonly meter: UpstreamMeter,
-  ) {
-    super(handler);
-  }
-
-  onHeaders(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean {
-    this.answered = true;
-    this.meter.request(statusCode, (performance.now() - this.started) / 1000);
-    return this.handler.onHeaders?.(statusCode, headers, resume, statusText) ?? true;
-  }
-
-  onData(chunk: Buffer): boolean {
-    this.meter.received(chunk.length);
-    return this.handler.onData?.(chunk) ?? true;
-  }
-
-  onError(err: Error): void {
-    if (!this.answered) this.meter.request(0, (performance.now() - this.started) / 1000);
-    this.handler.onError?.(err);
-  }
-}
-
 function header(response: Dispatcher.ResponseData, name: string): string | undefined {
   const value = response.headers[name];
   return Array.isArray(value) ? value[0] : value;
@@ -316,29 +345,4 @@ function header(response: Dispatcher.ResponseData, name: string): string | undef
 
 function basic(username: string, password: string): string {
   return `Basic ${Buffer.from(`${username}:${password}`).toString("base64")}`;
-}
-
-async function readLimited(body: Readable, limit: number, what: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of body as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > limit) {
-        body.destroy();
-        throw new UpstreamError("corrupt", `${what}: body exceeds ${limit} bytes`);
-      }
-      chunks.push(chunk);
-    }
-  } catch (err) {
-    if (err instanceof UpstreamError) throw err;
-    throw new UpstreamError("unreachable", `${what}: ${(err as Error).message}`, { cause: err });
-  }
-  return Buffer.concat(chunks, size);
-}
-
-/** The path of a `Link: </v2/...?n=..&last=..>; rel="next"` header. */
-function nextLink(link: string | undefined): string | undefined {
-  const match = link && /<([^>]+)>\s*;\s*rel="?next"?/.exec(link);
-  return match ? match[1] : undefined;
 }

@@ -10,14 +10,26 @@ export type UpstreamFailure =
   /** 404: the upstream has no such thing. */
   | "not-found"
   /** The upstream's bytes are not what was asked for (digest or size mismatch). */
-  | "corrupt";
+  | "corrupt"
+  /**
+   * A definite answer berth refuses: not what the protocol says (a tag list, token or referrers
+   * index that does not parse, a challenge without a realm), beyond a size or count limit, or a
+   * redirect or token realm pointing where berth does not go (destination-policy.ts).
+   */
+  | "invalid";
 
 /** A failed upstream request. Messages name the upstream and path, never credentials. */
 export class UpstreamError extends Error {
   constructor(
     readonly failure: UpstreamFailure,
     message: string,
-    readonly options: { status?: number; retryAfterMs?: number; cause?: unknown } = {},
+    readonly options: {
+      status?: number;
+      retryAfterMs?: number;
+      cause?: unknown;
+      /** For "invalid": what berth refused, in words its client may be told (the message, for the log, has the details). */
+      reason?: string;
+    } = {},
   ) {
     super(message, { cause: options.cause });
   }
