@@ -16,6 +16,8 @@ export const ERROR_STATUS = {
   TOOMANYREQUESTS: 429,
   PAGINATION_NUMBER_INVALID: 400,
   RANGE_INVALID: 416,
+  /** Not in the OCI table: Distribution's code (Docker Registry HTTP API V2), which the OCI conformance suite accepts. */
+  TAG_INVALID: 400,
   UNAVAILABLE: 503,
   UNKNOWN: 500,
 } as const;
@@ -39,6 +41,7 @@ const MESSAGES: Record<ErrorCode, string> = {
   TOOMANYREQUESTS: "too many requests",
   PAGINATION_NUMBER_INVALID: "invalid number of results requested",
   RANGE_INVALID: "requested range not satisfiable",
+  TAG_INVALID: "invalid tag name",
   UNAVAILABLE: "service unavailable",
   UNKNOWN: "unknown error",
 };

@@ -255,8 +255,8 @@ class PlatformRepository implements Repository {
     return this.registry.repository({ ...this.address, name });
   }
 
-  putManifest(reference: ManifestReference | undefined, contentType: string | undefined, bytes: Buffer): Promise<PutManifestResult> {
-    return this.inner.putManifest(reference, contentType, bytes);
+  putManifest(reference: ManifestReference | undefined, contentType: string | undefined, bytes: Buffer, tags?: readonly string[]): Promise<PutManifestResult> {
+    return this.inner.putManifest(reference, contentType, bytes, tags);
   }
   deleteManifest(reference: ManifestReference): Promise<void> {
     return this.inner.deleteManifest(reference);

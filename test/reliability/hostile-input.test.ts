@@ -92,7 +92,7 @@ describe("hostile input (property tests)", () => {
       hostileSegment.map((digest) => `/referrers/${digest}`),
     );
     const target = fc
-      .tuple(fc.array(hostileSegment, { minLength: 0, maxLength: 6 }), suffix, fc.option(fc.tuple(fc.constantFrom("n", "last", "digest", "mount", "from", "ns"), queryValue)))
+      .tuple(fc.array(hostileSegment, { minLength: 0, maxLength: 6 }), suffix, fc.option(fc.tuple(fc.constantFrom("n", "last", "digest", "mount", "from", "ns", "tag"), queryValue)))
       .map(([segments, tail, query]) => `/v2/${segments.join("/")}${tail}${query ? `?${query[0]}=${query[1]}` : ""}`);
     const method = fc.constantFrom("GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OPTIONS", "PROPFIND");
     await fc.assert(
@@ -103,8 +103,8 @@ describe("hostile input (property tests)", () => {
     );
   });
 
-  it("answers any n, last, digest, mount, from and ns below 500, and pages tags only as asked", async () => {
-    const parameter = fc.tuple(fc.constantFrom("n", "last", "digest", "mount", "from", "ns", "n[]", "digest[0]"), queryValue).map(([name, value]) => `${name}=${value}`);
+  it("answers any n, last, digest, mount, from, ns and tag below 500, and pages tags only as asked", async () => {
+    const parameter = fc.tuple(fc.constantFrom("n", "last", "digest", "mount", "from", "ns", "tag", "n[]", "digest[0]"), queryValue).map(([name, value]) => `${name}=${value}`);
     const query = fc.array(parameter, { minLength: 1, maxLength: 5 }).map((parameters) => parameters.join("&"));
     const route = fc.constantFrom(
       { method: "GET", path: `/v2/${REPOSITORY}/tags/list` },
@@ -112,6 +112,7 @@ describe("hostile input (property tests)", () => {
       { method: "POST", path: `/v2/${REPOSITORY}/blobs/uploads/` },
       { method: "PUT", path: "SESSION" },
       { method: "GET", path: `/v2/${REPOSITORY}/manifests/v1` },
+      { method: "PUT", path: `/v2/${REPOSITORY}/manifests/sha256:${"2".repeat(64)}` },
       { method: "GET", path: `/v2/team/app/manifests/latest` },
       { method: "GET", path: `/v2/${REPOSITORY}/referrers/sha256:${"1".repeat(64)}` },
     );
