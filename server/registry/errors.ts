@@ -65,6 +65,17 @@ export class RegistryError extends Error {
 }
 
 /**
+ * An upstream's refusal to let the requester see a repository: every credential berth holds
+ * for them was refused (401/403). Docker Hub answers so for repositories that do not exist,
+ * so a refusal cannot be told from absence.
+ */
+export class UpstreamDeniedError extends RegistryError {
+  constructor(message: string) {
+    super("DENIED", message);
+  }
+}
+
+/**
  * The error a client is told for any failure: a RegistryError as it is; a full disk as 507
  * (Insufficient Storage) and a store that cannot be written (read-only, I/O errors) as 503,
  * so that a client sees why, not an opaque 500; anything else as 500 UNKNOWN.

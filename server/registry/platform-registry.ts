@@ -4,7 +4,7 @@ import type { BlobStore } from "../storage/blob-store.js";
 import type { ByteRange } from "../storage/driver.js";
 import type { Descriptor } from "../storage/repository-metadata.js";
 import type { UploadSession } from "../storage/upload-store.js";
-import { RegistryError } from "./errors.js";
+import { RegistryError, UpstreamDeniedError } from "./errors.js";
 import { MAX_MANIFEST_BYTES } from "./manifest.js";
 import { DOCKER_MANIFEST_LIST, isIndexType, OCI_INDEX } from "./media-types.js";
 import { formatPlatform, selectPlatform, type Platform } from "./platform.js";
@@ -108,14 +108,15 @@ class PlatformRepository implements Repository {
 
   /**
    * Runs `primary`; when it finds nothing and fallbacks are on, `fallback` gets a chance, and
-   * `whenDown` (if given) when the upstream cannot answer.
+   * `whenDown` (if given) when the upstream cannot answer. When the fallback finds nothing
+   * either, the client gets `primary`'s own answer.
    */
   private async withFallback<T>(primary: () => Promise<T>, fallback: () => Promise<T | undefined>, whenDown?: () => Promise<T | undefined>): Promise<T> {
     try {
       return await primary();
     } catch (err) {
       if (this.architectures.length === 0) throw err;
-      const found = isUnknown(err) ? await fallback() : whenDown && isOutage(err) ? await whenDown() : undefined;
+      const found = isAbsent(err) ? await fallback() : whenDown && isOutage(err) ? await whenDown() : undefined;
       if (found === undefined) throw err;
       return found;
     }
@@ -328,7 +329,13 @@ function indexEntries(bytes: Buffer): (Descriptor & { platform?: Partial<Platfor
   return Array.isArray(index.manifests) ? index.manifests : [];
 }
 
-function isUnknown(err: unknown): boolean {
+/**
+ * Nothing the requester can get under that name: unknown, or refused by the upstream, which
+ * on Docker Hub is also the answer for a repository that does not exist. The fallbacks never
+ * serve the refused name's content, only what the requester's own access reaches elsewhere.
+ */
+function isAbsent(err: unknown): boolean {
+  if (err instanceof UpstreamDeniedError) return true;
   return err instanceof RegistryError && (err.code === "MANIFEST_UNKNOWN" || err.code === "BLOB_UNKNOWN" || err.code === "NAME_UNKNOWN");
 }
 
@@ -337,12 +344,12 @@ function isOutage(err: unknown): boolean {
   return err instanceof RegistryError && (err.code === "UNAVAILABLE" || err.code === "TOOMANYREQUESTS");
 }
 
-/** The answer, or undefined when the repository does not have it. */
+/** The answer, or undefined when the repository does not have it for the requester. */
 async function optional<T>(ask: () => Promise<T>): Promise<T | undefined> {
   try {
     return await ask();
   } catch (err) {
-    if (isUnknown(err)) return undefined;
+    if (isAbsent(err)) return undefined;
     throw err;
   }
 }

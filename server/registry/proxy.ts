@@ -11,7 +11,7 @@ import type { UpstreamBackoff } from "../upstream/backoff.js";
 import type { Provenance, UpstreamClient } from "../upstream/upstream-client.js";
 import { UpstreamError } from "../upstream/upstream-error.js";
 import type { BlobFills } from "./blob-fill.js";
-import { asRegistryError, RegistryError } from "./errors.js";
+import { asRegistryError, RegistryError, UpstreamDeniedError } from "./errors.js";
 import { blobUnknown, manifestUnknown } from "./hosted.js";
 import { parseManifest, referencedDigests } from "./manifest.js";
 import type { MirrorVisibility } from "./mirror-visibility.js";
@@ -424,7 +424,7 @@ export class ProxyRepository implements Repository {
         if (reference) return manifestUnknown(reference);
         return new RegistryError("NAME_UNKNOWN", undefined, { name: this.name });
       case "denied":
-        return new RegistryError("DENIED", `upstream ${this.mirror.upstream.host} refused berth's credentials for ${this.upstreamName}`);
+        return new UpstreamDeniedError(`upstream ${this.mirror.upstream.host} refused berth's credentials for ${this.upstreamName}`);
       case "rate-limited": {
         const wait = this.mirror.backoff.remaining(this.backoffKey) || err.options.retryAfterMs || 10_000;
         return new RegistryError("TOOMANYREQUESTS", `upstream ${this.mirror.upstream.host} is rate-limiting; retry later`, undefined, {
