@@ -26,7 +26,7 @@ export interface PlatformOptions {
 }
 
 /**
- * Wraps a registry with what multi-arch clients need (DESIGN §4): an index reaches only
+ * Wraps a registry with what multi-arch clients need (docs/design.md §4): an index reaches only
  * clients that accept one, others get their platform's manifest; `name-<arch>:tag` falls
  * back to the `<arch>` entry of `name:tag`'s index, and `name:tag` to an index synthesized
  * from per-architecture `name-<arch>:tag` tags.
