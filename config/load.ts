@@ -5,9 +5,27 @@ import { configSchema, type BerthConfig } from "./schema.js";
 /** A configuration that cannot be used; its message is one line, fit for the exit reason. */
 export class ConfigError extends Error {}
 
-/** The embedded default configuration: what `npm start` runs with. */
+/** The public registries a Kubernetes node pulls from: the embedded default mirrors each. */
+export const PUBLIC_REGISTRIES = ["docker.io", "registry.k8s.io", "ghcr.io", "quay.io", "gcr.io", "mcr.microsoft.com", "public.ecr.aws"] as const;
+
+/**
+ * The embedded default configuration, what `berth serve` runs without --config (`npm start`):
+ * every key at its default, and a mirror of each public registry, reached by containerd's
+ * `?ns=HOST` and by the path prefix `/v2/HOST/...`.
+ */
+export function embeddedDefaultDocument(): Record<string, unknown> {
+  return { upstreams: PUBLIC_REGISTRIES.map((host) => ({ host })) };
+}
+
+const EMBEDDED_DEFAULT = "embedded default config";
+
 export function defaultConfig(): BerthConfig {
-  return configSchema.parse({});
+  return parseConfig(embeddedDefaultDocument(), EMBEDDED_DEFAULT);
+}
+
+/** The document `--config FILE` names, or the embedded default's; with its name for messages. */
+export async function configDocument(path: string | undefined): Promise<{ document: Record<string, unknown>; source: string }> {
+  return path ? { document: await readConfigDocument(path), source: path } : { document: embeddedDefaultDocument(), source: EMBEDDED_DEFAULT };
 }
 
 export function parseConfig(value: unknown, source: string): BerthConfig {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from "node:util";
-import { ConfigError, parseConfig, readConfigDocument } from "../config/load.js";
+import { ConfigError, configDocument, parseConfig } from "../config/load.js";
 import { isVerb, runVerb, VERBS } from "./cli/verbs.js";
 import { createLogger } from "./log.js";
 import { startBerth } from "./server.js";
@@ -28,10 +28,10 @@ async function serve(args: string[]): Promise<void> {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
-  const document = values.config ? await readConfigDocument(values.config) : {};
+  const { document, source } = await configDocument(values.config);
   if (values.listen) document.listen = values.listen;
   if (values.storage) document.storage = { ...(document.storage as object | undefined), root: values.storage };
-  const config = parseConfig(document, values.config ?? "embedded default config");
+  const config = parseConfig(document, source);
   const log = createLogger(config.log.level);
   const berth = await startBerth(config, log);
   log.info(`listening on ${berth.url}`);

@@ -60,8 +60,10 @@ async function main(argv: string[]): Promise<void> {
   const berthUrl = berthUrlFrom(values["berth-url"], process.env);
   if (!berthUrl) throw new PluginError("no berth URL: give --berth-url, BERTH_URL, or BERTH_SERVICE_HOST and BERTH_SERVICE_PORT");
   const registryHosts = registryHostsFrom(values.registry, process.env, berthUrl);
-  const registry = request.image.split("/")[0].toLowerCase();
-  if (!registryHosts.includes(registry)) throw new PluginError(`image ${request.image} is not on berth (berth is ${registryHosts.join(", ")})`);
+  // Host names are case-insensitive, but the kubelet matches the answer's keys against the
+  // image case-sensitively (a glob per host label): key it exactly as the image writes it.
+  const registry = request.image.split("/")[0];
+  if (!registryHosts.includes(registry.toLowerCase())) throw new PluginError(`image ${request.image} is not on berth (berth is ${registryHosts.join(", ")})`);
 
   let proof: { username: string; password: string };
   if (request.serviceAccountToken) {

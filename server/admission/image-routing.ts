@@ -5,7 +5,7 @@ const DOCKER_HUB_ALIASES = new Set([DOCKER_HUB, "index.docker.io", "registry-1.d
 
 /**
  * Which images berth serves, and under which name: an image of a mirrored registry is
- * `PREFIX/PATH` at berth (DESIGN §2), an image that already names berth is `PATH`.
+ * `PREFIX/PATH` at berth (docs/design.md §2), an image that already names berth is `PATH`.
  */
 export class ImageRouting {
   private readonly prefixes = new Map<string, string>();

@@ -23,7 +23,7 @@ const EXPLICIT_REASONS: Record<PullPolicy, string> = {
 const NOT_RECOMPUTED = "it is set once, when the pod is created, and not recomputed when the tag moves";
 
 /**
- * The pull policy a container runs with (DESIGN §3), as the Kubernetes API server defaults
+ * The pull policy a container runs with (docs/design.md §3), as the Kubernetes API server defaults
  * it: an omitted policy becomes `Always` for `:latest` or no tag (a tag with a digest
  * counts as its tag), and `IfNotPresent` for any other tag, for a digest alone, and for a
  * reference it cannot parse.

@@ -1,5 +1,5 @@
 import { stat } from "node:fs/promises";
-import { parseConfig, readConfigDocument } from "../../config/load.js";
+import { configDocument, parseConfig } from "../../config/load.js";
 import type { BerthConfig } from "../../config/schema.js";
 import { OperationError } from "./cli-error.js";
 
@@ -14,9 +14,9 @@ export const OFFLINE_OPTIONS = {
  * works on that storage directly; the storage must already exist.
  */
 export async function offlineConfig(values: { storage?: string; config?: string }): Promise<BerthConfig> {
-  const document = values.config ? await readConfigDocument(values.config) : {};
+  const { document, source } = await configDocument(values.config);
   if (values.storage) document.storage = { ...(document.storage as object | undefined), root: values.storage };
-  const config = parseConfig(document, values.config ?? "embedded default config");
+  const config = parseConfig(document, source);
   const root = await stat(config.storage.root).catch(() => undefined);
   if (!root?.isDirectory()) throw new OperationError(`no berth storage at ${config.storage.root}`);
   return config;

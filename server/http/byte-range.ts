@@ -3,7 +3,8 @@ import type { ByteRange } from "../storage/driver.js";
 /**
  * Parses an HTTP `Range` header against a resource size (RFC 9110 §14). Returns undefined to
  * serve the whole resource (no header, or a form berth ignores such as several ranges),
- * "unsatisfiable" for a range that lies outside it.
+ * "unsatisfiable" for a range that lies outside it or ends before it starts (`bytes=500-0`:
+ * RFC 9110 lets a server reject it, and Distribution answers it 416 too).
  */
 export function parseRangeHeader(header: string | undefined, size: number): ByteRange | "unsatisfiable" | undefined {
   if (header === undefined) return undefined;
@@ -18,8 +19,9 @@ export function parseRangeHeader(header: string | undefined, size: number): Byte
   }
   const start = Number(first);
   if (!Number.isSafeInteger(start) || start >= size) return "unsatisfiable";
+  // A last position past the end (however large) means the end.
   const end = last === "" ? size - 1 : Number(last);
-  if (!Number.isSafeInteger(end) || end < start) return last === "" ? "unsatisfiable" : undefined;
+  if (end < start) return "unsatisfiable";
   return { start, end: Math.min(end, size - 1) };
 }
 

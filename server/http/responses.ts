@@ -29,8 +29,8 @@ export function sendJson(res: Response, status: number, value: unknown, contentT
   res.end(res.req.method === "HEAD" ? undefined : body);
 }
 
-/** An empty answer (202/201/204) with its headers. */
-export function sendEmpty(res: Response, status: number, headers: Record<string, string> = {}): void {
+/** An empty answer (202/201/204) with its headers; a list sends one header line per value. */
+export function sendEmpty(res: Response, status: number, headers: Record<string, string | string[]> = {}): void {
   for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
   if (status !== 204) res.setHeader("Content-Length", "0");
   res.status(status).end();

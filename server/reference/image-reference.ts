@@ -20,7 +20,7 @@ export class ImageReferenceError extends Error {}
 
 /**
  * An image reference, `[host[:port]/]path[:tag][@digest]`, normalised as Kubernetes and
- * Docker do (DESIGN §3): no host means `docker.io`, and Docker Hub's one-component names
+ * Docker do (docs/design.md §3): no host means `docker.io`, and Docker Hub's one-component names
  * get `library/`. The tag and digest are kept exactly as written, both absent when neither
  * was given.
  */

@@ -16,6 +16,8 @@ export const ERROR_STATUS = {
   TOOMANYREQUESTS: 429,
   PAGINATION_NUMBER_INVALID: 400,
   RANGE_INVALID: 416,
+  /** Not in the OCI table: Distribution's code (Docker Registry HTTP API V2), which the OCI conformance suite accepts. */
+  TAG_INVALID: 400,
   UNAVAILABLE: 503,
   UNKNOWN: 500,
 } as const;
@@ -39,6 +41,7 @@ const MESSAGES: Record<ErrorCode, string> = {
   TOOMANYREQUESTS: "too many requests",
   PAGINATION_NUMBER_INVALID: "invalid number of results requested",
   RANGE_INVALID: "requested range not satisfiable",
+  TAG_INVALID: "invalid tag name",
   UNAVAILABLE: "service unavailable",
   UNKNOWN: "unknown error",
 };
@@ -58,6 +61,17 @@ export class RegistryError extends Error {
     super(message ?? MESSAGES[code], { cause: options.cause });
     this.status = options.status ?? ERROR_STATUS[code];
     this.headers = options.headers ?? {};
+  }
+}
+
+/**
+ * An upstream's refusal to let the requester see a repository: every credential berth holds
+ * for them was refused (401/403). Docker Hub answers so for repositories that do not exist,
+ * so a refusal cannot be told from absence.
+ */
+export class UpstreamDeniedError extends RegistryError {
+  constructor(message: string) {
+    super("DENIED", message);
   }
 }
 

@@ -30,7 +30,7 @@ export class HostedRepository implements Repository {
     return { digest, mediaType: record.mediaType, bytes };
   }
 
-  async putManifest(reference: ManifestReference | undefined, contentType: string | undefined, bytes: Buffer): Promise<PutManifestResult> {
+  async putManifest(reference: ManifestReference | undefined, contentType: string | undefined, bytes: Buffer, extraTags: readonly string[] = []): Promise<PutManifestResult> {
     if (bytes.length > MAX_MANIFEST_BYTES) throw manifestTooLarge();
     const manifest = parseManifest(bytes, contentType);
     const digest = Digest.of(reference?.digest?.algorithm ?? "sha256", bytes);
@@ -56,8 +56,9 @@ export class HostedRepository implements Repository {
       if (manifest.annotations) referrer.annotations = manifest.annotations;
       await this.metadata.addReferrer(this.name, manifest.subject, referrer);
     }
-    if (reference?.tag) await this.metadata.setTag(this.name, reference.tag, digest);
-    return { digest, subject: manifest.subject };
+    const tags = [...new Set(reference?.tag ? [reference.tag, ...extraTags] : extraTags)];
+    await this.metadata.setTags(this.name, tags, digest);
+    return { digest, subject: manifest.subject, tags };
   }
 
   async deleteManifest(reference: ManifestReference): Promise<void> {

@@ -4,7 +4,7 @@ import type { BlobStore } from "../storage/blob-store.js";
 import type { ByteRange } from "../storage/driver.js";
 import type { Descriptor } from "../storage/repository-metadata.js";
 import type { UploadSession } from "../storage/upload-store.js";
-import { RegistryError } from "./errors.js";
+import { RegistryError, UpstreamDeniedError } from "./errors.js";
 import { MAX_MANIFEST_BYTES } from "./manifest.js";
 import { DOCKER_MANIFEST_LIST, isIndexType, OCI_INDEX } from "./media-types.js";
 import { formatPlatform, selectPlatform, type Platform } from "./platform.js";
@@ -38,7 +38,7 @@ export interface PlatformOptions {
 }
 
 /**
- * Wraps a registry with what multi-arch clients need (DESIGN §4): an index reaches only
+ * Wraps a registry with what multi-arch clients need (docs/design.md §4): an index reaches only
  * clients that accept one, others get their platform's manifest; `name-<arch>:tag` falls
  * back to the `<arch>` entry of `name:tag`'s index, and `name:tag` to an index synthesized
  * from per-architecture `name-<arch>:tag` tags.
@@ -124,14 +124,15 @@ class PlatformRepository implements Repository {
 
   /**
    * Runs `primary`; when it finds nothing and fallbacks are on, `fallback` gets a chance, and
-   * `whenDown` (if given) when the upstream cannot answer.
+   * `whenDown` (if given) when the upstream cannot answer. When the fallback finds nothing
+   * either, the client gets `primary`'s own answer.
    */
   private async withFallback<T>(primary: () => Promise<T>, fallback: () => Promise<T | undefined>, whenDown?: () => Promise<T | undefined>): Promise<T> {
     try {
       return await primary();
     } catch (err) {
       if (this.architectures.length === 0) throw err;
-      const found = isUnknown(err) ? await fallback() : whenDown && isOutage(err) ? await whenDown() : undefined;
+      const found = isAbsent(err) ? await fallback() : whenDown && isOutage(err) ? await whenDown() : undefined;
       if (found === undefined) throw err;
       return found;
     }
@@ -277,8 +278,8 @@ class PlatformRepository implements Repository {
     return route.open(this.requestedBy);
   }
 
-  putManifest(reference: ManifestReference | undefined, contentType: string | undefined, bytes: Buffer): Promise<PutManifestResult> {
-    return this.inner.putManifest(reference, contentType, bytes);
+  putManifest(reference: ManifestReference | undefined, contentType: string | undefined, bytes: Buffer, tags?: readonly string[]): Promise<PutManifestResult> {
+    return this.inner.putManifest(reference, contentType, bytes, tags);
   }
   deleteManifest(reference: ManifestReference): Promise<void> {
     return this.inner.deleteManifest(reference);
@@ -353,7 +354,13 @@ function indexEntries(bytes: Buffer): (Descriptor & { platform?: Partial<Platfor
   return Array.isArray(index.manifests) ? index.manifests : [];
 }
 
-function isUnknown(err: unknown): boolean {
+/**
+ * Nothing the requester can get under that name: unknown, or refused by the upstream, which
+ * on Docker Hub is also the answer for a repository that does not exist. The fallbacks never
+ * serve the refused name's content, only what the requester's own access reaches elsewhere.
+ */
+function isAbsent(err: unknown): boolean {
+  if (err instanceof UpstreamDeniedError) return true;
   return err instanceof RegistryError && (err.code === "MANIFEST_UNKNOWN" || err.code === "BLOB_UNKNOWN" || err.code === "NAME_UNKNOWN");
 }
 
@@ -362,12 +369,12 @@ function isOutage(err: unknown): boolean {
   return err instanceof RegistryError && (err.code === "UNAVAILABLE" || err.code === "TOOMANYREQUESTS");
 }
 
-/** The answer, or undefined when the repository does not have it. */
+/** The answer, or undefined when the repository does not have it for the requester. */
 async function optional<T>(ask: () => Promise<T>): Promise<T | undefined> {
   try {
     return await ask();
   } catch (err) {
-    if (isUnknown(err)) return undefined;
+    if (isAbsent(err)) return undefined;
     throw err;
   }
 }

@@ -12,7 +12,7 @@ import type { Provenance, UpstreamClient } from "../upstream/upstream-client.js"
 import { invalid } from "../upstream/upstream-answers.js";
 import { UpstreamError } from "../upstream/upstream-error.js";
 import type { BlobFills } from "./blob-fill.js";
-import { asRegistryError, RegistryError } from "./errors.js";
+import { asRegistryError, RegistryError, UpstreamDeniedError } from "./errors.js";
 import { blobUnknown, manifestUnknown } from "./hosted.js";
 import type { DeliveredBlobs } from "./delivered-blobs.js";
 import { parseManifest } from "./manifest.js";
@@ -493,7 +493,7 @@ export class ProxyRepository implements Repository {
       case "not-found":
         return this.unknown(asked);
       case "denied":
-        return new RegistryError("DENIED", `upstream ${this.mirror.upstream.host} refused berth's credentials for ${this.upstreamName}`);
+        return new UpstreamDeniedError(`upstream ${this.mirror.upstream.host} refused berth's credentials for ${this.upstreamName}`);
       case "rate-limited": {
         const wait = this.mirror.backoff.remaining(this.backoffKey) || err.options.retryAfterMs || 10_000;
         return new RegistryError("TOOMANYREQUESTS", `upstream ${this.mirror.upstream.host} is rate-limiting; retry later`, undefined, {

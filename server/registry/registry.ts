@@ -44,6 +44,8 @@ export interface BlobContent extends BlobInfo {
 export interface PutManifestResult {
   digest: Digest;
   subject?: Digest;
+  /** The tags now pointing at the manifest: the reference's own and the extra ones asked for. */
+  tags: string[];
 }
 
 /** Where a request was addressed: the repository name, and the upstream named by `?ns=`. */
@@ -93,7 +95,8 @@ export interface Repository {
   /** The name as addressed by the client. */
   readonly name: string;
   getManifest(reference: ManifestReference, request: ManifestRequest): Promise<ManifestContent>;
-  putManifest(reference: ManifestReference | undefined, contentType: string | undefined, bytes: Buffer): Promise<PutManifestResult>;
+  /** Stores a manifest once and points the reference's tag and `tags` at it: every tag, or none. */
+  putManifest(reference: ManifestReference | undefined, contentType: string | undefined, bytes: Buffer, tags?: readonly string[]): Promise<PutManifestResult>;
   deleteManifest(reference: ManifestReference): Promise<void>;
   /** Size of a blob the repository can serve. */
   statBlob(digest: Digest): Promise<BlobInfo>;

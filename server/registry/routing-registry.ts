@@ -7,7 +7,7 @@ import type { RepositoryMetadata } from "../storage/repository-metadata.js";
 const DOCKER_HUB_ALIASES = new Set(["docker.io", "index.docker.io", "registry-1.docker.io"]);
 
 /**
- * Sends each request to the repository that serves it (DESIGN §2): the upstream named by
+ * Sends each request to the repository that serves it (docs/design.md §2): the upstream named by
  * containerd's `?ns=`, else the upstream whose prefix starts the path, else a hosted
  * repository, else the default upstream for names no hosted repository has. Whichever way a
  * mirrored repository is reached, its policy name is `PREFIX/REPO`.

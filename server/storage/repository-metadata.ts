@@ -1,5 +1,6 @@
+import { finished } from "node:stream/promises";
 import { Digest } from "../reference/digest.js";
-import type { StorageDriver } from "./driver.js";
+import type { PendingObject, StorageDriver } from "./driver.js";
 
 /** What a repository records about a manifest it holds. */
 export interface ManifestRecord {
@@ -103,6 +104,37 @@ export class RepositoryMetadata {
 
   async setTag(repository: string, tag: string, digest: Digest): Promise<void> {
     await this.driver.writeSmall(this.tagPath(repository, tag), digest.toString());
+  }
+
+  /**
+   * Points every tag at `digest`, all or none: the new records are all written aside first (a
+   * full disk or an I/O error fails there, with no tag moved), then put in place; should one
+   * fail to go in place, those already moved are put back as they were.
+   */
+  async setTags(repository: string, tags: readonly string[], digest: Digest): Promise<void> {
+    const pending: { tag: string; object: PendingObject; previous: Digest | undefined }[] = [];
+    try {
+      for (const tag of tags) {
+        const object = await this.driver.createPending();
+        pending.push({ tag, object, previous: await this.tag(repository, tag) });
+        object.stream.end(digest.toString());
+        await finished(object.stream);
+      }
+      const placed: typeof pending = [];
+      try {
+        for (const entry of pending) {
+          await entry.object.commit(this.tagPath(repository, entry.tag));
+          placed.push(entry);
+        }
+      } catch (err) {
+        for (const { tag, previous } of placed) {
+          await (previous ? this.setTag(repository, tag, previous) : this.deleteTag(repository, tag));
+        }
+        throw err;
+      }
+    } finally {
+      await Promise.all(pending.map(({ object }) => object.discard()));
+    }
   }
 
   /** A tag with the time it was last set, which mirrors use as the time it was last validated. */

@@ -4,7 +4,7 @@ import { pullPolicyFor } from "../../server/admission/pull-policy.js";
 
 const SHA = `sha256:${"c".repeat(64)}`;
 
-describe("Kubernetes' default imagePullPolicy (DESIGN §3)", () => {
+describe("Kubernetes' default imagePullPolicy (docs/design.md §3)", () => {
   const defaults: [string, "Always" | "IfNotPresent", RegExp][] = [
     ["nginx", "Always", /names no tag, which means :latest/],
     ["docker.io/library/nginx", "Always", /names no tag/],

@@ -1,14 +1,37 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { parseDuration } from "../../config/duration.js";
-import { ConfigError, defaultConfig, parseConfig } from "../../config/load.js";
+import { ConfigError, defaultConfig, embeddedDefaultDocument, parseConfig, PUBLIC_REGISTRIES } from "../../config/load.js";
 
 describe("configuration", () => {
-  it("embeds a default that listens on 127.0.0.1:5000 and stores under ./data", () => {
+  it("embeds a default that listens on 127.0.0.1:5000, stores under ./data and mirrors the public registries a node pulls from", () => {
     const config = defaultConfig();
     assert.equal(config.listen, "127.0.0.1:5000");
     assert.equal(config.storage.root, "./data");
-    assert.deepEqual(config.upstreams, []);
+    assert.equal(config.auth.mode, "none");
+    assert.equal(config.defaultUpstream, undefined, "names that match no ?ns= or prefix stay hosted");
+    assert.deepEqual(
+      config.upstreams.map(({ host, prefix, url }) => ({ host, prefix, url })),
+      [
+        { host: "docker.io", prefix: "docker.io", url: "https://registry-1.docker.io" },
+        { host: "registry.k8s.io", prefix: "registry.k8s.io", url: "https://registry.k8s.io" },
+        { host: "ghcr.io", prefix: "ghcr.io", url: "https://ghcr.io" },
+        { host: "quay.io", prefix: "quay.io", url: "https://quay.io" },
+        { host: "gcr.io", prefix: "gcr.io", url: "https://gcr.io" },
+        { host: "mcr.microsoft.com", prefix: "mcr.microsoft.com", url: "https://mcr.microsoft.com" },
+        { host: "public.ecr.aws", prefix: "public.ecr.aws", url: "https://public.ecr.aws" },
+      ],
+    );
+    for (const upstream of config.upstreams) {
+      assert.equal(upstream.tagPolicy, "IfNotPresent", upstream.host);
+      assert.equal(upstream.connectTimeout, 10_000, `${upstream.host}: an unreachable registry is answered within 10 s`);
+      assert.deepEqual(upstream.credentials, [], `${upstream.host}: anonymous`);
+    }
+    assert.deepEqual(embeddedDefaultDocument().upstreams, PUBLIC_REGISTRIES.map((host) => ({ host })), "only hosts: every other key at its default");
+  });
+
+  it("keeps every key's own default empty of upstreams: a config file without upstreams mirrors nothing", () => {
+    assert.deepEqual(parseConfig({}, "t").upstreams, []);
   });
 
   it("defaults an upstream's prefix to its host when the host has no port", () => {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { startHostedApp, type HostedApp } from "../support/hosted-app.js";
 import { ABSENT_DIGEST, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST, blob, descriptorOf, errorCode, manifest, putManifest, uniqueConfig, type Content } from "./oci-fixtures.js";
@@ -214,6 +214,67 @@ describe("the distribution-spec conformance workflows, in order", () => {
     it("deletes a blob (202), after which GET is 404", async () => {
       await app.request().delete(`/v2/${NAME}/blobs/${configs[3].digest}`).expect(202);
       await app.request().get(`/v2/${NAME}/blobs/${configs[3].digest}`).expect(404);
+    });
+  });
+
+  /**
+   * The suite's optional sha512 data: blobs pushed under sha512 digests, a manifest and an
+   * index that name them, pushed by their sha512 digests and tagged with ?tag= (a push by tag
+   * would hash them as sha256), and a referrer whose subject is a sha512 digest.
+   */
+  describe("sha512 content", () => {
+    const SHA512 = "conformance/sha512";
+    const sha512Of = (bytes: Buffer) => `sha512:${createHash("sha512").update(bytes).digest("hex")}`;
+    const content512 = (bytes: Buffer): Content => ({ bytes, digest: sha512Of(bytes) });
+    const config = content512(uniqueConfig().bytes);
+    const layer512 = content512(randomBytes(300));
+    const image = manifest({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: descriptorOf(config, "application/vnd.oci.image.config.v1+json"), layers: [descriptorOf(layer512, "application/vnd.oci.image.layer.v1.tar+gzip")] });
+    const image512 = sha512Of(image.bytes);
+
+    it("takes blobs under sha512 digests, monolithic and chunked, answering with their sha512 Docker-Content-Digest", async () => {
+      const single = await app.request().post(`/v2/${SHA512}/blobs/uploads/?digest=${config.digest}`).set("Content-Type", "application/octet-stream").send(config.bytes).expect(201);
+      assert.equal(single.headers["docker-content-digest"], config.digest);
+      const location = await session(SHA512);
+      const half = layer512.bytes.length / 2;
+      const chunk = await app.request().patch(location).set("Content-Type", "application/octet-stream").set("Content-Range", `0-${half - 1}`).send(layer512.bytes.subarray(0, half)).expect(202);
+      const done = await app.request().put(`${chunk.headers.location}?digest=${layer512.digest}`).set("Content-Type", "application/octet-stream").send(layer512.bytes.subarray(half)).expect(201);
+      assert.equal(done.headers["docker-content-digest"], layer512.digest);
+      const head = await app.request().head(`/v2/${SHA512}/blobs/${layer512.digest}`).expect(200);
+      assert.equal(head.headers["docker-content-digest"], layer512.digest);
+    });
+
+    it("takes a manifest of sha512 descriptors by its sha512 digest with ?tag=, and serves it by tag under that digest", async () => {
+      const res = await putManifest(app, SHA512, `${image512}?tag=sha512`, image.bytes, OCI_MANIFEST).expect(201);
+      assert.equal(res.headers["docker-content-digest"], image512);
+      assert.equal(res.headers["oci-tag"], "sha512");
+      const byTag = await app.request().get(`/v2/${SHA512}/manifests/sha512`).expect(200);
+      assert.equal(byTag.headers["docker-content-digest"], image512);
+      await app.request().head(`/v2/${SHA512}/manifests/${image512}`).expect(200);
+    });
+
+    it("takes an index of a sha512 manifest and a referrer whose subject is a sha512 digest, and lists the referrer", async () => {
+      const index = manifest({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: OCI_MANIFEST, digest: image512, size: image.bytes.length, platform: { os: "linux", architecture: "amd64" } }] });
+      const indexRes = await putManifest(app, SHA512, `${sha512Of(index.bytes)}?tag=sha512-index`, index.bytes, OCI_INDEX).expect(201);
+      assert.equal(indexRes.headers["docker-content-digest"], sha512Of(index.bytes));
+      const referrer = manifest({
+        schemaVersion: 2,
+        mediaType: OCI_MANIFEST,
+        artifactType: "application/vnd.example.sbom",
+        config: descriptorOf(config, "application/vnd.oci.image.config.v1+json"),
+        layers: [descriptorOf(layer512, "application/vnd.oci.image.layer.v1.tar+gzip")],
+        subject: { mediaType: OCI_MANIFEST, digest: image512, size: image.bytes.length },
+      });
+      const referrerRes = await putManifest(app, SHA512, sha512Of(referrer.bytes), referrer.bytes, OCI_MANIFEST).expect(201);
+      assert.equal(referrerRes.headers["oci-subject"], image512);
+      const listed = await app.request().get(`/v2/${SHA512}/referrers/${image512}`).expect(200);
+      assert.deepEqual((listed.body.manifests as { digest: string }[]).map((d) => d.digest), [sha512Of(referrer.bytes)]);
+    });
+
+    it("deletes a manifest and a blob by their sha512 digests", async () => {
+      await app.request().delete(`/v2/${SHA512}/manifests/${image512}`).expect(202);
+      await app.request().get(`/v2/${SHA512}/manifests/${image512}`).expect(404);
+      await app.request().delete(`/v2/${SHA512}/blobs/${layer512.digest}`).expect(202);
+      await app.request().get(`/v2/${SHA512}/blobs/${layer512.digest}`).expect(404);
     });
   });
 });

@@ -10,7 +10,7 @@ import { copyToDir, getManifest, mirrorOf, mismatchedBlobs, ORIGIN_PREFIX, ORIGI
 
 const { username: USER, password: PASSWORD } = ORIGIN_USER;
 
-/** Which credentials berth tries against an origin that refuses anonymous clients (config.json files, DESIGN §5). */
+/** Which credentials berth tries against an origin that refuses anonymous clients (config.json files, docs/design.md §5). */
 function credentialsSuite(mode: "htpasswd" | "token"): void {
   describe(`berth's credentials for ${mode === "htpasswd" ? "an htpasswd" : "a token-auth"} origin`, () => {
     let work: TempDir;

@@ -11,7 +11,7 @@ export const ORIGIN_PREFIX = "origin";
 export const AMD64 = { os: "linux", architecture: "amd64" };
 export const ARM64 = { os: "linux", architecture: "arm64", variant: "v8" };
 
-/** What containerd sends when it resolves a tag (DESIGN §7): every manifest and index type, and the wildcard. */
+/** What containerd sends when it resolves a tag (docs/design.md §7): every manifest and index type, and the wildcard. */
 export { CONTAINERD_ACCEPT };
 
 /** What an old docker client sends: image manifests only, no index type. */

@@ -7,6 +7,7 @@ import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import jwt from "jsonwebtoken";
 import { parse as parseYaml } from "yaml";
+import { keyMatchesImage } from "../../server/upstream/credentials/registry-key.js";
 import { makeTempDir, type TempDir } from "../support/temp-dir.js";
 import { bcryptHash, decodeToken, startTokenBerth, type TokenBerth } from "../auth/token-fixture.js";
 import { cleanEnv, installPlugins, runPlugin, type PluginRun } from "./plugin-process.js";
@@ -117,6 +118,18 @@ describe("berth-credential-provider, driven as the kubelet drives it", () => {
       .type("form")
       .send(new URLSearchParams({ grant_type: "password", username, password, service: "berth", client_id: "containerd-client", scope: "repository:team-a/app:pull" }).toString())
       .expect(200);
+  });
+
+  it("keys its answer by the registry exactly as the image writes it, since the kubelet matches keys case-sensitively", async () => {
+    const port = new URL(berth.url).port;
+    const configured = { ...provider, args: [...provider.args!, `--registry=berth.example:${port}`] };
+    const image = `Berth.Example:${port}/team-a/app`;
+    const response = acceptedResponse(await execProvider(bin, configured, { image }), configured);
+    assert.deepEqual(Object.keys(response.auth), [`Berth.Example:${port}`]);
+    // kubelet v1.26 turns the answer into a keyring and looks the image up in it with
+    // URLsMatchStr (pkg/credentialprovider/keyring.go): a case-sensitive glob per host label.
+    assert.ok(keyMatchesImage(`Berth.Example:${port}`, image));
+    assert.ok(!keyMatchesImage(`berth.example:${port}`, image), "a lowercased key would give the pull no credentials");
   });
 
   it("answers in the apiVersion it was asked in: v1beta1 and v1alpha1", async () => {

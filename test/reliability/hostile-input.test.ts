@@ -12,7 +12,7 @@ import { createLogger } from "../../server/log.js";
 import { startBerth, type Berth } from "../../server/server.js";
 import { FakeUpstream } from "../mirror/fake-upstream.js";
 import { configBlob, imageManifest, pushBlob, putManifest } from "./registry-client.js";
-import { rawRequest, type RawAnswer, type RawRequest } from "./raw-http.js";
+import { rawBytes, rawRequest, type RawAnswer, type RawRequest } from "./raw-http.js";
 import { auditStore, sha256 } from "./store-audit.js";
 
 /** Marks every name a traversal attempt could create, to look for it outside the storage root afterwards. */
@@ -92,7 +92,7 @@ describe("hostile input (property tests)", () => {
       hostileSegment.map((digest) => `/referrers/${digest}`),
     );
     const target = fc
-      .tuple(fc.array(hostileSegment, { minLength: 0, maxLength: 6 }), suffix, fc.option(fc.tuple(fc.constantFrom("n", "last", "digest", "mount", "from", "ns"), queryValue)))
+      .tuple(fc.array(hostileSegment, { minLength: 0, maxLength: 6 }), suffix, fc.option(fc.tuple(fc.constantFrom("n", "last", "digest", "mount", "from", "ns", "tag"), queryValue)))
       .map(([segments, tail, query]) => `/v2/${segments.join("/")}${tail}${query ? `?${query[0]}=${query[1]}` : ""}`);
     const method = fc.constantFrom("GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OPTIONS", "PROPFIND");
     await fc.assert(
@@ -103,8 +103,8 @@ describe("hostile input (property tests)", () => {
     );
   });
 
-  it("answers any n, last, digest, mount, from and ns below 500, and pages tags only as asked", async () => {
-    const parameter = fc.tuple(fc.constantFrom("n", "last", "digest", "mount", "from", "ns", "n[]", "digest[0]"), queryValue).map(([name, value]) => `${name}=${value}`);
+  it("answers any n, last, digest, mount, from, ns and tag below 500, and pages tags only as asked", async () => {
+    const parameter = fc.tuple(fc.constantFrom("n", "last", "digest", "mount", "from", "ns", "tag", "n[]", "digest[0]"), queryValue).map(([name, value]) => `${name}=${value}`);
     const query = fc.array(parameter, { minLength: 1, maxLength: 5 }).map((parameters) => parameters.join("&"));
     const route = fc.constantFrom(
       { method: "GET", path: `/v2/${REPOSITORY}/tags/list` },
@@ -112,6 +112,7 @@ describe("hostile input (property tests)", () => {
       { method: "POST", path: `/v2/${REPOSITORY}/blobs/uploads/` },
       { method: "PUT", path: "SESSION" },
       { method: "GET", path: `/v2/${REPOSITORY}/manifests/v1` },
+      { method: "PUT", path: `/v2/${REPOSITORY}/manifests/sha256:${"2".repeat(64)}` },
       { method: "GET", path: `/v2/team/app/manifests/latest` },
       { method: "GET", path: `/v2/${REPOSITORY}/referrers/sha256:${"1".repeat(64)}` },
     );
@@ -233,16 +234,27 @@ describe("hostile input (property tests)", () => {
   });
 
   it("answers requests Node's HTTP parser refuses with an OCI error document too, and closes the connection", async () => {
-    for (const [request, status] of [
-      [{ method: "GET", target: "/v2/", headers: [["Bad Header", "v"]] }, 400],
-      [{ method: "GET", target: "/v2/", headers: [["Content-Length", "1"], ["Content-Length", "2"]] }, 400],
-      [{ method: "GET", target: "/v2/", headers: [["X-Huge", "v".repeat(100 * 1024)]] }, 431],
-    ] as [RawRequest, number][]) {
-      const answer = await send(request);
-      assert.equal(answer.status, status);
-      assert.equal(ociCode(answer), "UNSUPPORTED");
-      assert.ok(fromHttpParser(answer), answer.body.toString("utf8"));
-      assert.equal(answer.headers.get("docker-distribution-api-version"), "registry/2.0");
+    const refused: [what: string, answer: () => Promise<RawAnswer>, status: number][] = [
+      ["a header name with a space", () => send({ method: "GET", target: "/v2/", headers: [["Bad Header", "v"]] }), 400],
+      ["two Content-Lengths", () => send({ method: "GET", target: "/v2/", headers: [["Content-Length", "1"], ["Content-Length", "2"]] }), 400],
+      ["a header over the 16 KiB limit", () => send({ method: "GET", target: "/v2/", headers: [["X-Huge", "v".repeat(100 * 1024)]] }), 431],
+      ["3,000 small headers", () => send({ method: "GET", target: "/v2/", headers: Array.from({ length: 3000 }, (_, i) => [`X-Fuzz-${i}`, "v"] as [string, string]) }), 431],
+      ["an unknown method", () => send({ method: "FOO", target: "/v2/" }), 400],
+      ["a method with a character no token has", () => send({ method: "G@T", target: "/v2/" }), 400],
+      ["a control byte in the target", () => send({ method: "GET", target: "/v2/\x01" }), 400],
+      ["a request line with a space in the target", () => rawBytes(fixture.port, Buffer.from("GET /v2/ x HTTP/1.1\r\nHost: x\r\n\r\n")), 400],
+      ["a request line with no target", () => rawBytes(fixture.port, Buffer.from("GET\r\nHost: x\r\n\r\n")), 400],
+      ["an unknown HTTP version", () => rawBytes(fixture.port, Buffer.from("GET /v2/ HTTP/9.9\r\nHost: x\r\n\r\n")), 400],
+      ["a TLS ClientHello on the plain HTTP port", () => rawBytes(fixture.port, Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03])), 400],
+      ["a chunked body with a chunk size that is no number", () => rawBytes(fixture.port, Buffer.from(`PUT /v2/${REPOSITORY}/manifests/v2 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n`)), 400],
+    ];
+    for (const [what, answerOf, status] of refused) {
+      const answer = await answerOf();
+      assert.equal(answer.status, status, what);
+      assert.equal(ociCode(answer), "UNSUPPORTED", what);
+      assert.ok(fromHttpParser(answer), `${what}: ${answer.body.toString("utf8")}`);
+      assert.equal(answer.headers.get("docker-distribution-api-version"), "registry/2.0", what);
+      assert.equal(answer.headers.get("content-type"), "application/json", what);
     }
   });
 

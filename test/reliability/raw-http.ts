@@ -21,10 +21,27 @@ export interface RawRequest {
  * refuse or normalise. Rejects only when the connection fails or no status line comes back.
  */
 export function rawRequest(port: number, request: RawRequest, timeoutMs = 30_000): Promise<RawAnswer> {
+  const body = request.body ?? Buffer.alloc(0);
+  const lines = [`${request.method} ${request.target} HTTP/1.1`, "Host: 127.0.0.1", ...(request.headers ?? []).map(([name, value]) => `${name}: ${value}`)];
+  if (!(request.headers ?? []).some(([name]) => name.toLowerCase() === "content-length")) lines.push(`Content-Length: ${body.length}`);
+  lines.push("Connection: close", "", "");
+  return rawExchange(port, Buffer.concat([Buffer.from(lines.join("\r\n"), "latin1"), body]), `${request.method} ${request.target.slice(0, 80)}`, timeoutMs);
+}
+
+/**
+ * Writes `bytes` as they are on a fresh connection (a request line no client would send) and
+ * reads the answer; the write side is closed after `bytes`, so a server waiting for more
+ * input sees the end of it.
+ */
+export function rawBytes(port: number, bytes: Buffer, timeoutMs = 30_000): Promise<RawAnswer> {
+  return rawExchange(port, bytes, JSON.stringify(bytes.subarray(0, 40).toString("latin1")), timeoutMs, true);
+}
+
+function rawExchange(port: number, bytes: Buffer, what: string, timeoutMs: number, endAfterWrite = false): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
     const socket = connect(port, "127.0.0.1");
     const chunks: Buffer[] = [];
-    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`${request.method} ${request.target.slice(0, 80)}: no answer in ${timeoutMs} ms`)));
+    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`${what}: no answer in ${timeoutMs} ms`)));
     socket.on("data", (chunk: Buffer) => chunks.push(chunk));
     socket.on("error", (err: NodeJS.ErrnoException) => {
       // A server may answer and close before it read the whole request (a refused body).
@@ -38,13 +55,10 @@ export function rawRequest(port: number, request: RawRequest, timeoutMs = 30_000
       done = true;
       const answer = parse(Buffer.concat(chunks));
       if (answer) resolve(answer);
-      else reject(new Error(`${request.method} ${request.target.slice(0, 80)}: no HTTP answer`));
+      else reject(new Error(`${what}: no HTTP answer`));
     }
-    const body = request.body ?? Buffer.alloc(0);
-    const lines = [`${request.method} ${request.target} HTTP/1.1`, "Host: 127.0.0.1", ...(request.headers ?? []).map(([name, value]) => `${name}: ${value}`)];
-    if (!(request.headers ?? []).some(([name]) => name.toLowerCase() === "content-length")) lines.push(`Content-Length: ${body.length}`);
-    lines.push("Connection: close", "", "");
-    socket.write(Buffer.concat([Buffer.from(lines.join("\r\n"), "latin1"), body]));
+    if (endAfterWrite) socket.end(bytes);
+    else socket.write(bytes);
   });
 }
 

@@ -4,7 +4,7 @@ import { runCommand } from "./command.js";
 import { Daemon } from "./daemon.js";
 import { makeTempDir, type TempDir } from "./temp-dir.js";
 
-/** The manifest types containerd accepts when it resolves a tag (DESIGN §7), in its order. */
+/** The manifest types containerd accepts when it resolves a tag (docs/design.md §7), in its order. */
 export const CONTAINERD_ACCEPT: readonly string[] = [
   "application/vnd.docker.distribution.manifest.v2+json",
   "application/vnd.docker.distribution.manifest.list.v2+json",

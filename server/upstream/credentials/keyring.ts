@@ -16,11 +16,8 @@ export interface KeyringOptions {
   onProblem?: (problem: KeyringProblem) => void;
 }
 
-/**
- * One registry, three names: an image on any of them also matches keys written for the
- * others, after its own host's; index.docker.io first, being where `docker login` writes.
- */
-const DOCKER_HUB_HOSTS = ["index.docker.io", "docker.io", "registry-1.docker.io"];
+/** kubelet's defaultRegistryHost: the key `docker login` writes (`https://index.docker.io/v1/`), normalised. */
+const DOCKER_HUB_KEY = "index.docker.io";
 /** The server URL docker (and its helpers) use for Docker Hub. */
 const DOCKER_HUB_SERVER_URL = "https://index.docker.io/v1/";
 
@@ -43,10 +40,10 @@ interface FileState {
 
 /**
  * Finds upstream credentials the way kubelet v1.26+ does for docker config files and pull
- * Secrets: every key whose host labels, port and path prefix match the image, most
- * specific key first, each credential once. Files are re-read when they change (checked at
- * each lookup). Beyond kubelet: `credHelpers`/`credsStore` helpers are run, and an image on
- * any Docker Hub host also matches keys for the other two.
+ * Secrets (`BasicDockerKeyring.Lookup`): every key whose host labels, port and path prefix
+ * match the image, most specific key first, each credential once; for a Docker Hub image,
+ * the `index.docker.io` key only when no key matched. Files are re-read when they change
+ * (checked at each lookup). Beyond kubelet: `credHelpers`/`credsStore` helpers are run.
  */
 export class Keyring implements CredentialLookup {
   private readonly helperTimeoutMs: number;
@@ -79,18 +76,14 @@ export class Keyring implements CredentialLookup {
   async lookup(image: string): Promise<Credential[]> {
     (await this.refresh()).forEach((p) => this.onProblem(p));
     const { keys, candidates, stores } = this.index;
-    const registry = image.split("/", 1)[0];
-    const repositoryPath = image.slice(registry.length);
-    const isDockerHub = DOCKER_HUB_HOSTS.includes(registry);
-    const hosts = isDockerHub ? [registry, ...DOCKER_HUB_HOSTS.filter((h) => h !== registry)] : [registry];
     const matched = new Set<Candidate>();
-    for (const host of hosts) {
-      for (const key of keys) {
-        if (keyMatchesImage(key, host + repositoryPath)) candidates.get(key)?.forEach((c) => matched.add(c));
-      }
+    for (const key of keys) {
+      if (keyMatchesImage(key, image)) candidates.get(key)?.forEach((c) => matched.add(c));
     }
+    const dockerHub = isDockerHubImage(image);
+    if (matched.size === 0 && dockerHub) candidates.get(DOCKER_HUB_KEY)?.forEach((c) => matched.add(c));
     stores.forEach((c) => matched.add(c));
-    const serverUrl = isDockerHub ? DOCKER_HUB_SERVER_URL : registry;
+    const serverUrl = dockerHub ? DOCKER_HUB_SERVER_URL : image.split("/", 1)[0];
     const resolved = await Promise.all([...matched].map((c) => ("credential" in c ? c.credential : this.askHelper(c.helper, serverUrl, c.source))));
     return distinctCredentials(resolved.filter((c): c is Credential => c !== undefined));
   }
@@ -149,6 +142,18 @@ export class Keyring implements CredentialLookup {
     this.helperAnswers.set(cacheKey, entry);
     return entry.answer;
   }
+}
+
+/**
+ * kubelet's isDefaultRegistryMatch: Docker Hub serves the image when its first component is
+ * `docker.io` or `index.docker.io`, or names no host (no `.` or `:`), or there is only one.
+ */
+export function isDockerHubImage(image: string): boolean {
+  const slash = image.indexOf("/");
+  if (slash < 0) return image !== "";
+  const first = image.slice(0, slash);
+  if (first === "") return false;
+  return first === "docker.io" || first === "index.docker.io" || !/[.:]/.test(first);
 }
 
 function buildIndex(files: readonly (CredentialFile | undefined)[]): KeyIndex {

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { after, before, beforeEach, describe, test } from "node:test";
 import type { Credential } from "../../../server/upstream/credentials/credential.js";
 import { CredentialFileError } from "../../../server/upstream/credentials/credential-file.js";
-import { Keyring, type KeyringOptions, type KeyringProblem } from "../../../server/upstream/credentials/keyring.js";
+import { isDockerHubImage, Keyring, type KeyringOptions, type KeyringProblem } from "../../../server/upstream/credentials/keyring.js";
 import { KeyringUnion } from "../../../server/upstream/credentials/keyring-union.js";
 import { FakeHelpers } from "./fake-helpers.js";
 
@@ -85,9 +85,9 @@ describe("kubelet keyring_test.go cases", () => {
     assert.deepEqual(await keyring.lookup("world.mesos.org/foo/bar"), []);
   });
 
-  test("Docker Hub credentials serve Docker Hub images, qualified or normalised (TestKeyringHitWith*DockerHub)", async () => {
+  test("Docker Hub credentials serve Docker Hub images, qualified, normalised or not (TestKeyringHitWith*DockerHub)", async () => {
     const keyring = await keyringOf([{ "https://index.docker.io/v1/": entry("foo", "bar") }]);
-    for (const image of ["docker.io/google/docker-registry", "docker.io/library/jenkins", "index.docker.io/v1//google/docker-registry"]) {
+    for (const image of ["google/docker-registry", "jenkins", "docker.io/google/docker-registry", "docker.io/library/jenkins", "index.docker.io/v1//google/docker-registry"]) {
       assert.deepEqual(names(await keyring.lookup(image)), ["foo"], image);
     }
   });
@@ -149,25 +149,53 @@ describe("keyring ordering and duplicates", () => {
   });
 });
 
-describe("Docker Hub aliases", () => {
-  test("an image on docker.io matches keys for docker.io, then index.docker.io, then registry-1.docker.io", async () => {
+describe("Docker Hub, exactly as kubelet v1.26's BasicDockerKeyring.Lookup", () => {
+  test("an image on docker.io takes the keys that match docker.io; index.docker.io's is not added to them", async () => {
     const keyring = await keyringOf([
       { auths: { "https://index.docker.io/v1/": entry("index", "1"), "registry-1.docker.io": entry("registry1", "2"), "docker.io": entry("docker", "3") } },
     ]);
-    assert.deepEqual(names(await keyring.lookup("docker.io/library/nginx")), ["docker", "index", "registry1"]);
+    assert.deepEqual(names(await keyring.lookup("docker.io/library/nginx")), ["docker"]);
   });
 
-  test("an image on registry-1.docker.io or index.docker.io matches docker.io's keys too, after index.docker.io's", async () => {
+  test("index.docker.io (where docker login writes) serves a docker.io image only when no key matched it", async () => {
+    const keyring = await keyringOf([{ auths: { "https://index.docker.io/v1/": entry("index", "1"), "docker.io/myorg": entry("org", "2"), "quay.io": entry("quay", "3") } }]);
+    assert.deepEqual(names(await keyring.lookup("docker.io/myorg/app")), ["org"]);
+    assert.deepEqual(names(await keyring.lookup("docker.io/library/nginx")), ["index"]);
+  });
+
+  test("keys *.docker.io and registry-1.docker.io never match docker.io/... images (three host labels, not two)", async () => {
+    const keyring = await keyringOf([{ auths: { "*.docker.io": entry("glob", "1"), "registry-1.docker.io": entry("registry1", "2") } }]);
+    assert.deepEqual(await keyring.lookup("docker.io/library/nginx"), []);
+  });
+
+  test("the fallback is the exact key index.docker.io: not a path under it, not a glob matching it", async () => {
+    const keyring = await keyringOf([{ auths: { "index.docker.io/myorg": entry("path", "1"), "*.docker.io": entry("glob", "2") } }]);
+    assert.deepEqual(await keyring.lookup("docker.io/myorg/app"), []);
+  });
+
+  test("an image written on index.docker.io matches index.docker.io's keys as any host does, docker.io's not", async () => {
     const keyring = await keyringOf([{ auths: { "https://index.docker.io/v1/": entry("index", "1"), "docker.io/myorg": entry("org", "2") } }]);
-    assert.deepEqual(names(await keyring.lookup("registry-1.docker.io/myorg/app")), ["index", "org"]);
-    assert.deepEqual(names(await keyring.lookup("index.docker.io/myorg/app")), ["index", "org"]);
-    assert.deepEqual(names(await keyring.lookup("index.docker.io/library/nginx")), ["index"]);
+    assert.deepEqual(names(await keyring.lookup("index.docker.io/myorg/app")), ["index"]);
   });
 
   test("other hosts that merely contain docker.io get no Docker Hub credentials", async () => {
     const keyring = await keyringOf([{ auths: { "https://index.docker.io/v1/": entry("index", "1") } }]);
     assert.deepEqual(await keyring.lookup("mydocker.io/app"), []);
     assert.deepEqual(await keyring.lookup("docker.io:5000/app"), []);
+  });
+
+  test("which images Docker Hub serves (TestIsDefaultRegistryMatch)", () => {
+    const samples: [image: string, dockerHub: boolean][] = [
+      ["foo/bar", true],
+      ["docker.io/foo/bar", true],
+      ["index.docker.io/foo/bar", true],
+      ["foo", true],
+      ["", false],
+      ["registry.tld/foo/bar", false],
+      ["registry:5000/foo/bar", false],
+      ["myhostdocker.io/foo/bar", false],
+    ];
+    for (const [image, dockerHub] of samples) assert.equal(isDockerHubImage(image), dockerHub, image);
   });
 });
 
