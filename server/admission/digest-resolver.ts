@@ -1,4 +1,5 @@
 import { setTimeout as delay } from "node:timers/promises";
+import type { AccessController, Principal } from "../auth/access.js";
 import type { Digest } from "../reference/digest.js";
 import { IMAGE_MANIFEST_TYPES, INDEX_TYPES } from "../registry/media-types.js";
 import type { Registry } from "../registry/registry.js";
@@ -7,20 +8,24 @@ import type { Registry } from "../registry/registry.js";
 const ACCEPT_ANY_MANIFEST = [...INDEX_TYPES, ...IMAGE_MANIFEST_TYPES];
 
 /**
- * Resolves tags to digests through berth's own registry layer, in-process: a mirrored
- * manifest is fetched and cached by the same code that serves `/v2/`, so the pull that
- * follows admission finds it in the cache.
+ * Resolves tags to digests through berth's own registry layer, in-process, for the pod's
+ * principal: policy must let it pull the repository, and a mirrored manifest is fetched with
+ * its tenant's credentials and visibility by the same code that serves `/v2/`, so the pull
+ * that follows admission finds it in the cache.
  */
 export class DigestResolver {
   constructor(
     private readonly registry: Registry,
+    private readonly access: AccessController,
     private readonly timeoutMs: number,
   ) {}
 
-  /** The digest `name:tag` has at berth now; rejects with the registry's reason, or after the timeout. */
-  async resolve(name: string, tag: string): Promise<Digest> {
+  /** The digest `name:tag` has at berth now, as `principal` may see it; rejects with the reason, or after the timeout. */
+  async resolve(name: string, tag: string, principal: Principal): Promise<Digest> {
+    // The refusal names no digest and does not say whether the tag exists.
+    if (!this.access.allows(principal, policyName(name), "pull")) throw new Error(`${principal.subject} may not pull ${name} (auth.policy)`);
     const lookup = (async () => {
-      const repository = await this.registry.repository({ name, intent: "read" });
+      const repository = await this.registry.repository({ name, intent: "read", requestedBy: { subject: principal.subject, ...(principal.tenant ? { tenant: principal.tenant } : {}) } });
       return (await repository.getManifest({ tag }, { accept: ACCEPT_ANY_MANIFEST })).digest;
     })().catch((err: unknown) => {
       throw new Error(reasonOf(err));
@@ -38,6 +43,14 @@ export class DigestResolver {
       lookup.catch(() => undefined);
     }
   }
+}
+
+/**
+ * The repository name policy decides on. berth's name for an image of a mirrored registry is
+ * already `PREFIX/REPO` (ImageRouting.berthName), one name whichever route a pull takes.
+ */
+function policyName(name: string): string {
+  return name;
 }
 
 /** A registry error's message, with its cause when it has one ("unknown error" alone says nothing). */
