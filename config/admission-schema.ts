@@ -24,7 +24,7 @@ export const admissionSchema = z
       .string()
       .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/, "must be HOST or HOST:PORT")
       .optional()
-      .describe("How nodes name berth in image references (e.g. localhost:5000 with a hostPort DaemonSet): rewritten images become REGISTRY/PREFIX/REPO."),
+      .describe("How nodes name berth in image references (e.g. localhost:5000 with the node-local DaemonSet): rewritten images become REGISTRY/PREFIX/REPO."),
     rewriteImages: z.boolean().default(true).describe("Rewrite images of mirrored registries to pull through berth (REGISTRY/PREFIX/REPO)."),
     pinDigests: z.boolean().default(true).describe("Resolve tags to digests through berth (which caches the manifest) and pin them: IMAGE:TAG@sha256:..."),
     failurePolicy: z
