@@ -63,7 +63,8 @@ export class AdmissionListener {
     try {
       server = createServer({ ...certificate, ...(certificate.ca ? { requestCert: true, rejectUnauthorized: true } : {}) }, app);
     } catch (err) {
-      throw new ConfigError(`admission: ${options.tlsCertFile} and ${options.tlsKeyFile}${options.clientCAFile ? ` with ${options.clientCAFile}` : ""} are not a usable certificate, key and CA: ${(err as Error).message}`);
+      const files = options.clientCAFile ? `${options.tlsCertFile}, ${options.tlsKeyFile} and ${options.clientCAFile} are not a usable certificate, key and client CA` : `${options.tlsCertFile} and ${options.tlsKeyFile} are not a usable certificate and key`;
+      throw new ConfigError(`admission: ${files}: ${(err as Error).message}`);
     }
     const index = options.listen.lastIndexOf(":");
     const host = options.listen.slice(0, index).replace(/^\[(.*)\]$/, "$1");
