@@ -5,7 +5,7 @@ import { isVerb, runVerb, VERBS } from "./cli/verbs.js";
 import { createLogger } from "./log.js";
 import { startBerth } from "./server.js";
 
-const USAGE = `usage: berth serve [--config FILE] [--listen HOST:PORT] [--storage DIR]
+const USAGE = `usage: berth serve [--config FILE] [--listen HOST:PORT] [--storage DIR] [--no-admission]
        berth <verb> [options]   (berth <verb> --help)
 
   serve                    run the registry (the embedded default config when --config is absent)
@@ -20,6 +20,8 @@ async function serve(args: string[]): Promise<void> {
       config: { type: "string" },
       listen: { type: "string" },
       storage: { type: "string" },
+      // One config for every tier: the registry tier runs without the config's webhook.
+      "no-admission": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -31,6 +33,7 @@ async function serve(args: string[]): Promise<void> {
   const { document, source } = await configDocument(values.config);
   if (values.listen) document.listen = values.listen;
   if (values.storage) document.storage = { ...(document.storage as object | undefined), root: values.storage };
+  if (values["no-admission"]) delete document.admission;
   const config = parseConfig(document, source);
   const log = createLogger(config.log.level);
   const berth = await startBerth(config, log);

@@ -77,7 +77,7 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
       ? setInterval(() => collector.run().catch((err: unknown) => log.error({ err }, "content collection failed")), config.cache.collectInterval).unref()
       : undefined;
   let closing = false;
-  const admission = setUpAdmission(config, registry, log);
+  const admission = setUpAdmission(config, registry, auth.access, log);
   const app = createApp({
     registry,
     access: auth.access,

@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import {
   berthUrlFrom,
   fetchCredential,
+  NoCredentialNeeded,
   passwordFrom,
   PluginError,
   readStdin,
@@ -74,7 +75,17 @@ async function main(argv: string[]): Promise<void> {
     if (!username || password === undefined) throw new PluginError("no node credential: give --username or BERTH_USERNAME, and BERTH_PASSWORD or --password-file");
     proof = { username, password };
   }
-  const credential = await fetchCredential(berthUrl, proof, CLIENT_ID);
+  let credential;
+  try {
+    credential = await fetchCredential(berthUrl, proof, CLIENT_ID);
+  } catch (err) {
+    if (!(err instanceof NoCredentialNeeded)) throw err;
+    // An open berth: say "no credentials" in a valid answer, which the kubelet caches for its
+    // defaultCacheDuration, instead of failing (and being run again) on every pull.
+    process.stderr.write(`berth-credential-provider: ${err.message}; answering no credentials\n`);
+    process.stdout.write(`${JSON.stringify({ kind: "CredentialProviderResponse", apiVersion: request.apiVersion, cacheKeyType: "Registry", auth: {} })}\n`);
+    return;
+  }
   const response = {
     kind: "CredentialProviderResponse",
     apiVersion: request.apiVersion,

@@ -14,6 +14,9 @@ const REQUEST_TIMEOUT_MS = 20_000;
 /** A failure to report on stderr: the message is the whole reason, one line. */
 export class PluginError extends Error {}
 
+/** berth answered `/v2/` without a challenge (`auth.mode: none`): there is no credential to fetch, and none is needed. */
+export class NoCredentialNeeded extends PluginError {}
+
 export interface CredentialSource {
   /** Where berth answers. */
   berthUrl: URL;
@@ -99,6 +102,7 @@ async function serviceOf(berthUrl: URL): Promise<string> {
   const response = await request(new URL("v2/", withSlash(berthUrl)), { method: "GET" });
   await response.body?.cancel();
   const challenge = response.headers.get("www-authenticate") ?? "";
+  if (response.status === 200) throw new NoCredentialNeeded(`berth at ${berthUrl.origin} asks for no credentials (GET /v2/ answered 200: auth.mode none)`);
   if (response.status !== 401 || !/^bearer\s/i.test(challenge)) {
     throw new PluginError(`berth at ${berthUrl.origin} does not ask for tokens (GET /v2/ answered ${response.status}); is auth.mode token?`);
   }

@@ -70,6 +70,7 @@ export function admissionReviewResponse(uid: string, decision: AdmissionDecision
 
 const STATUS_REASONS: Record<number, string> = {
   400: "BadRequest",
+  403: "Forbidden",
   404: "NotFound",
   405: "MethodNotAllowed",
   413: "RequestEntityTooLarge",

@@ -1,26 +1,36 @@
 import { setTimeout as delay } from "node:timers/promises";
+import type { AccessController, Principal } from "../auth/access.js";
 import type { Digest } from "../reference/digest.js";
 import { IMAGE_MANIFEST_TYPES, INDEX_TYPES } from "../registry/media-types.js";
-import { openRepository, type Registry } from "../registry/registry.js";
+import type { Registry } from "../registry/registry.js";
 
 /** Every manifest type, indexes first: a multi-arch tag resolves to its index, as a runtime's pull would. */
 const ACCEPT_ANY_MANIFEST = [...INDEX_TYPES, ...IMAGE_MANIFEST_TYPES];
 
 /**
- * Resolves tags to digests through berth's own registry layer, in-process: a mirrored
- * manifest is fetched and cached by the same code that serves `/v2/`, so the pull that
- * follows admission finds it in the cache.
+ * Resolves tags to digests through berth's own registry layer, in-process, for the pod's
+ * principal: policy must let it pull the repository, and a mirrored manifest is fetched with
+ * its tenant's credentials and visibility by the same code that serves `/v2/`, so the pull
+ * that follows admission finds it in the cache.
  */
 export class DigestResolver {
   constructor(
     private readonly registry: Registry,
+    private readonly access: AccessController,
     private readonly timeoutMs: number,
   ) {}
 
-  /** The digest `name:tag` has at berth now; rejects with the registry's reason, or after the timeout. */
-  async resolve(name: string, tag: string): Promise<Digest> {
+  /** The digest `name:tag` has at berth now, as `principal` may see it; rejects with the reason, or after the timeout. */
+  async resolve(name: string, tag: string, principal: Principal): Promise<Digest> {
     const lookup = (async () => {
-      const repository = await openRepository(this.registry, { name, intent: "read" });
+      const route = await this.registry.route({ name, intent: "read" });
+      // The refusal names no digest and does not say whether the tag exists.
+      if (!this.access.allows(principal, route.policyName, "pull")) throw new Error(`${principal.subject} may not pull ${name} (auth.policy)`);
+      const repository = await route.open({
+        subject: principal.subject,
+        ...(principal.tenant ? { tenant: principal.tenant } : {}),
+        mayPull: (policyName) => this.access.allows(principal, policyName, "pull"),
+      });
       return (await repository.getManifest({ tag }, { accept: ACCEPT_ANY_MANIFEST })).digest;
     })().catch((err: unknown) => {
       throw new Error(reasonOf(err));

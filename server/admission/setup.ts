@@ -1,6 +1,7 @@
 import type express from "express";
 import { ConfigError } from "../../config/load.js";
 import type { BerthConfig } from "../../config/schema.js";
+import type { AccessController } from "../auth/access.js";
 import type { Logger } from "../log.js";
 import type { Registry } from "../registry/registry.js";
 import type { AdmissionListenerOptions } from "./admission-listener.js";
@@ -17,7 +18,7 @@ export interface AdmissionSetup {
 }
 
 /** The admission webhook `config.admission` asks for, over berth's registry; undefined when it is off. */
-export function setUpAdmission(config: BerthConfig, registry: Registry, log: Logger): AdmissionSetup | undefined {
+export function setUpAdmission(config: BerthConfig, registry: Registry, access: AccessController, log: Logger): AdmissionSetup | undefined {
   const admission = config.admission;
   if (!admission) return undefined;
   if (admission.listen === undefined && config.auth.mode === "token") {
@@ -26,8 +27,16 @@ export function setUpAdmission(config: BerthConfig, registry: Registry, log: Log
     throw new ConfigError("admission.listen: required in auth.mode token, so /admission is not served on the registry's listener");
   }
   const admissionLog = log.child({ component: "admission" });
-  const webhook = new AdmissionWebhook(admission, new ImageRouting(config.upstreams, admission.registry), new DigestResolver(registry, admission.resolveTimeout), admissionLog);
+  const webhook = new AdmissionWebhook(admission, new ImageRouting(config.upstreams, admission.registry), new DigestResolver(registry, access, admission.resolveTimeout), admissionLog);
   const routes = createAdmissionRoutes(webhook, admissionLog);
   if (admission.listen === undefined) return { routes };
-  return { routes, listener: { listen: admission.listen, tlsCertFile: admission.tlsCertFile!, tlsKeyFile: admission.tlsKeyFile! } };
+  return {
+    routes,
+    listener: {
+      listen: admission.listen,
+      tlsCertFile: admission.tlsCertFile!,
+      tlsKeyFile: admission.tlsKeyFile!,
+      ...(admission.clientCAFile !== undefined ? { clientCAFile: admission.clientCAFile, clientNames: admission.clientNames } : {}),
+    },
+  };
 }

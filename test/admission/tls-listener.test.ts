@@ -12,25 +12,14 @@ import { AdmissionListener } from "../../server/admission/admission-listener.js"
 import { createLogger } from "../../server/log.js";
 import { startBerth } from "../../server/server.js";
 import { startMirror } from "../mirror/mirror-fixture.js";
-import { runCommand } from "../support/command.js";
 import { makeTempDir, type TempDir } from "../support/temp-dir.js";
 import { admissionReview, applyPatch, podSpecOf, startDockerHubOrigin, workload, type DockerHubOrigin } from "./admission-fixture.js";
+import { clientCertificate, selfSigned } from "./tls-fixture.js";
 
-/** A self-signed certificate for 127.0.0.1, as cert-manager would put in the webhook's Secret. */
-async function selfSigned(dir: string, name: string): Promise<{ cert: string; key: string }> {
-  const cert = join(dir, `${name}.crt`);
-  const key = join(dir, `${name}.key`);
-  await runCommand("openssl", [
-    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-    "-subj", `/CN=${name}`, "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert,
-  ]);
-  return { cert, key };
-}
-
-/** POST over HTTPS trusting only `ca`. */
-function postHttps(url: string, body: unknown, ca: Buffer): Promise<{ status: number; json: Record<string, unknown> }> {
+/** POST over HTTPS trusting only `ca`, presenting `client` (a certificate and key) when given. */
+function postHttps(url: string, body: unknown, ca: Buffer, client?: { cert: Buffer; key: Buffer }): Promise<{ status: number; json: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: "POST", ca, headers: { "content-type": "application/json" } }, (res) => {
+    const req = request(url, { method: "POST", ca, ...client, headers: { "content-type": "application/json" } }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (chunk: Buffer) => chunks.push(chunk));
       res.on("end", () => resolve({ status: res.statusCode!, json: JSON.parse(Buffer.concat(chunks).toString("utf8")) as Record<string, unknown> }));
@@ -108,6 +97,31 @@ describe("admission webhook over its own HTTPS listener", () => {
     assert.equal(await listener.reloadCertificate(), false, "unchanged files are not reloaded");
   });
 
+  it("with clientCAFile, serves only clients whose certificate that CA signed and clientNames lists", async (t) => {
+    const clientCA = await selfSigned(dir.path, "webhook-client-ca");
+    const apiServer = await clientCertificate(dir.path, "api-server", "kube-apiserver-webhook-client", clientCA);
+    const other = await clientCertificate(dir.path, "node", "system:node:worker-1", clientCA);
+    const stranger = await clientCertificate(dir.path, "stranger", "kube-apiserver-webhook-client", await selfSigned(dir.path, "another-ca"));
+    const berth = await startMirror([{ host: "docker.io", url: hub.origin.url }], {
+      admission: { listen: "127.0.0.1:0", tlsCertFile: tls.cert, tlsKeyFile: tls.key, clientCAFile: clientCA.cert, clientNames: ["kube-apiserver-webhook-client"], registry: "localhost:5000" },
+    });
+    t.after(() => berth.stop());
+    const url = `${berth.admissionUrl}/admission`;
+    const serverCA = await readFile(tls.cert);
+    const as = async (client: { cert: string; key: string }) => ({ cert: await readFile(client.cert), key: await readFile(client.key) });
+    const pod = workload("Pod", [{ name: "web", image: "nginx:1.25" }]);
+
+    const admitted = await postHttps(url, admissionReview("Pod", pod, { uid: "mtls-1" }), serverCA, await as(apiServer));
+    assert.equal(admitted.status, 200);
+    assert.equal((admitted.json.response as { uid: string }).uid, "mtls-1");
+    await assert.rejects(postHttps(url, admissionReview("Pod", pod), serverCA), "no client certificate: the handshake fails");
+    await assert.rejects(postHttps(url, admissionReview("Pod", pod), serverCA, await as(stranger)), "a certificate another CA signed: the handshake fails");
+    const misnamed = await postHttps(url, admissionReview("Pod", pod), serverCA, await as(other));
+    assert.equal(misnamed.status, 403);
+    assert.equal(misnamed.json.kind, "Status");
+    assert.equal(misnamed.json.response, undefined, "no review is answered");
+  });
+
   it("refuses to start with an unreadable certificate, naming the key", async () => {
     const config = parseConfig(
       { listen: "127.0.0.1:0", storage: { root: join(dir.path, "unreadable") }, admission: { listen: "127.0.0.1:0", tlsCertFile: join(dir.path, "missing.crt"), tlsKeyFile: tls.key, rewriteImages: false } },
@@ -120,7 +134,9 @@ describe("admission webhook over its own HTTPS listener", () => {
 describe("admission config", () => {
   const refused: [string, Record<string, unknown>, RegExp][] = [
     ["a listener without a certificate", { listen: "127.0.0.1:8443", registry: "localhost:5000" }, /admission\.tlsCertFile: required with admission\.listen/],
-    ["certificate files without a listener", { tlsCertFile: "c", tlsKeyFile: "k", registry: "localhost:5000" }, /admission\.listen: tlsCertFile and tlsKeyFile need a listen address/],
+    ["certificate files without a listener", { tlsCertFile: "c", tlsKeyFile: "k", registry: "localhost:5000" }, /admission\.listen: tlsCertFile, tlsKeyFile and clientCAFile need a listen address/],
+    ["client names without a client CA", { listen: "127.0.0.1:8443", tlsCertFile: "c", tlsKeyFile: "k", registry: "localhost:5000", clientNames: ["kube-apiserver"] }, /admission\.clientNames: needs clientCAFile/],
+    ["a tenant that is not a DNS label", { registry: "localhost:5000", namespaceTenants: [{ namespaces: ["a-*"], tenant: "Team_A" }] }, /admission\.namespaceTenants\.0\.tenant: must be a DNS label/],
     ["rewriting without saying how nodes name berth", {}, /admission\.registry: required when rewriteImages is true/],
     ["an unknown failure policy", { registry: "localhost:5000", failurePolicy: "Retry" }, /admission\.failurePolicy: /],
   ];
@@ -139,6 +155,8 @@ describe("admission config", () => {
       resolveTimeout: 5000,
       excludeNamespaces: ["kube-system"],
       excludeImages: [],
+      namespaceTenants: [],
+      clientNames: [],
     });
     assert.equal(parseConfig({}, "test").admission, undefined, "absent, the webhook is off");
   });

@@ -3,6 +3,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { startMirror } from "../mirror/mirror-fixture.js";
+import { skopeoCopy } from "../support/skopeo.js";
 import { admissionReview, applyPatch, podSpecOf, postReview, startDockerHubOrigin, workload, type DockerHubOrigin } from "./admission-fixture.js";
 
 type Mirror = Awaited<ReturnType<typeof startMirror>>;
@@ -138,7 +139,93 @@ describe("admission webhook against a docker.io-named origin", () => {
     const job = workload("Job", [{ name: "web", image: "nginx:1.25" }]);
     assert.deepEqual((await postReview(url, admissionReview("Job", job, { operation: "UPDATE", oldObject: job }))).patch, []);
     const cronJob = workload("CronJob", [{ name: "web", image: "nginx:1.25" }]);
-    assert.equal((await postReview(url, admissionReview("CronJob", cronJob, { operation: "UPDATE", oldObject: cronJob }))).patch.length, 2, "a CronJob's job template may change");
+    const before = workload("CronJob", [{ name: "web", image: "nginx:1.24" }]);
+    assert.equal((await postReview(url, admissionReview("CronJob", cronJob, { operation: "UPDATE", oldObject: before }))).patch.length, 2, "a CronJob's job template may change");
+  });
+
+  describe("living with the controllers", () => {
+    const owned = (object: Record<string, unknown>, kind: string) => {
+      const metadata = object.metadata as Record<string, unknown>;
+      metadata.ownerReferences = [{ apiVersion: kind === "CronJob" ? "batch/v1" : "apps/v1", kind, name: "web", uid: "6b6ad6b0-0000-4000-8000-000000000001", controller: true, blockOwnerDeletion: true }];
+      return object;
+    };
+
+    // The Deployment controller finds its ReplicaSet by comparing templates: a ReplicaSet it owns
+    // whose template equals the Deployment's once the pod-template-hash label is ignored
+    // (deploymentutil.EqualIgnoreHash). A webhook that changes the ReplicaSet's copy makes them
+    // differ, so the controller creates another ReplicaSet, which the webhook changes again:
+    // 125 ReplicaSets in 30 s on a 1.26 control plane. The parent was admitted (and pinned)
+    // itself, so its copies are left exactly as it stamped them.
+    it("leaves a ReplicaSet a Deployment owns, and a Job a CronJob owns, exactly as their parent stamped them", async () => {
+      const replicaSet = owned(workload("ReplicaSet", [{ name: "web", image: "nginx:1.25" }]), "Deployment");
+      (replicaSet.spec as { template: { metadata: { labels: Record<string, string> } } }).template.metadata.labels["pod-template-hash"] = "5d59d67564";
+      const job = owned(workload("Job", [{ name: "web", image: "busybox" }]), "CronJob");
+      for (const [kind, object] of [["ReplicaSet", replicaSet], ["Job", job]] as const) {
+        for (const operation of ["CREATE", "UPDATE"] as const) {
+          const answer = await postReview(url, admissionReview(kind, object, { operation, ...(operation === "UPDATE" ? { oldObject: object } : {}) }));
+          assert.deepEqual(answer.response, { uid: answer.response.uid, allowed: true }, `${operation} of a ${kind} its controller owns: no patch, no warning`);
+        }
+      }
+      const ownerless = await postReview(url, admissionReview("ReplicaSet", workload("ReplicaSet", [{ name: "web", image: "nginx:1.25" }])));
+      assert.equal(ownerless.patch.length, 2, "a ReplicaSet nothing owns is mutated as any workload");
+    });
+
+    it("still mutates the pods a ReplicaSet creates", async () => {
+      const pod = owned(workload("Pod", [{ name: "web", image: "nginx:9.99" }]), "ReplicaSet");
+      const answer = await postReview(url, admissionReview("Pod", pod));
+      assert.equal(podSpecOf(applyPatch(pod, answer.patch), "Pod").containers[0].image, `${BERTH}/docker.io/library/nginx:9.99`);
+    });
+
+    it("carries a skipped workload's label into its pod template, and skips the pods that carry it", async () => {
+      const deployment = workload("Deployment", [{ name: "web", image: "nginx:1.25" }]);
+      (deployment.metadata as Record<string, unknown>).labels = { "berth.dev/admission": "skip" };
+      const answer = await postReview(url, admissionReview("Deployment", deployment));
+      assert.deepEqual(answer.patch, [{ op: "add", path: "/spec/template/metadata/labels/berth.dev~1admission", value: "skip" }], "the images are left alone; the template is labelled");
+      const template = (applyPatch(deployment, answer.patch).spec as { template: { metadata: unknown; spec: unknown } }).template;
+      assert.deepEqual(template.metadata, { labels: { app: "web", "berth.dev/admission": "skip" } });
+
+      const pod = { apiVersion: "v1", kind: "Pod", metadata: { name: "web-5d59d67564-x2x8q", namespace: "default", ...(template.metadata as object) }, spec: template.spec };
+      assert.deepEqual((await postReview(url, admissionReview("Pod", pod))).patch, [], "the pod the template makes is skipped, even if the objectSelector were not there");
+      assert.deepEqual((await postReview(url, admissionReview("Deployment", applyPatch(deployment, answer.patch), { operation: "UPDATE", oldObject: deployment }))).patch, [], "nothing more on the next update");
+
+      const cronJob = workload("CronJob", [{ name: "web", image: "busybox" }]);
+      (cronJob.metadata as Record<string, unknown>).labels = { "berth.dev/admission": "skip" };
+      delete (cronJob.spec as { jobTemplate: { spec: { template: { metadata?: unknown } } } }).jobTemplate.spec.template.metadata;
+      assert.deepEqual((await postReview(url, admissionReview("CronJob", cronJob))).patch, [
+        { op: "add", path: "/spec/jobTemplate/spec/template/metadata", value: { labels: { "berth.dev/admission": "skip" } } },
+      ]);
+    });
+
+    it("on an UPDATE that does not change an image, re-resolves nothing: a workload admitted unpinned stays unpinned", async () => {
+      const tag = `late-${Date.now()}`;
+      const deployment = workload("Deployment", [{ name: "web", image: `nginx:${tag}` }]);
+      const created = await postReview(url, admissionReview("Deployment", deployment));
+      assert.match(created.response.warnings?.[0] ?? "", /left unpinned/, "the tag does not exist yet");
+      const admitted = applyPatch(deployment, created.patch);
+      assert.equal(podSpecOf(admitted, "Deployment").containers[0].image, `${BERTH}/docker.io/library/nginx:${tag}`);
+
+      await skopeoCopy(hub.nginx.source, `docker://${hub.origin.host}/library/nginx:${tag}`, { all: true, preserveDigests: true });
+      const scaled = structuredClone(admitted);
+      (scaled.spec as Record<string, unknown>).replicas = 3;
+      (scaled.metadata as Record<string, unknown>).annotations = { "team.example/owner": "web" };
+      const updated = await postReview(url, admissionReview("Deployment", scaled, { operation: "UPDATE", oldObject: admitted }));
+      assert.deepEqual(updated.response, { uid: updated.response.uid, allowed: true }, "a scale or a metadata change starts no rollout");
+
+      const changed = structuredClone(scaled);
+      podSpecOf(changed, "Deployment").containers[0].image = `nginx:${tag}`;
+      podSpecOf(changed, "Deployment").containers[0].imagePullPolicy = "IfNotPresent";
+      const imageChange = await postReview(url, admissionReview("Deployment", changed, { operation: "UPDATE", oldObject: scaled }));
+      assert.equal(podSpecOf(applyPatch(changed, imageChange.patch), "Deployment").containers[0].image, `${BERTH}/docker.io/library/nginx:${tag}@${hub.nginx.digest}`, "an image the update changes is resolved now");
+    });
+
+    it("keeps the pin an image already has when a re-applied manifest writes it back unpinned", async () => {
+      // As if the tag had moved since: the pin from the last admission is kept, not re-resolved.
+      const pinned = `${BERTH}/docker.io/library/nginx:1.25@${hub.busybox.digest}`;
+      const before = workload("StatefulSet", [{ name: "web", image: pinned, imagePullPolicy: "IfNotPresent" }]);
+      const reapplied = workload("StatefulSet", [{ name: "web", image: "nginx:1.25", imagePullPolicy: "IfNotPresent" }]);
+      const answer = await postReview(url, admissionReview("StatefulSet", reapplied, { operation: "UPDATE", oldObject: before }));
+      assert.deepEqual(answer.patch, [{ op: "replace", path: "/spec/template/spec/containers/0/image", value: pinned }]);
+    });
   });
 
   it("admits a pod whose tag cannot be resolved, through berth but unpinned, and says why in a warning", async () => {

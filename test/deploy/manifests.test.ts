@@ -2,10 +2,16 @@ import assert from "node:assert/strict";
 import { readdir, readFile } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
 import { describe, it } from "node:test";
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import { parseAllDocuments } from "yaml";
 import { parseConfig } from "../../config/load.js";
 import type { BerthConfig } from "../../config/schema.js";
 import { parseDuration } from "../../config/duration.js";
+import { MUTATED_KINDS } from "../../server/admission/pod-containers.js";
+import { runCommand } from "../support/command.js";
+import { makeTempDir } from "../support/temp-dir.js";
+import { hasSchema, validateObject } from "./kubernetes-schemas.js";
+import { podSecurityViolations, type Level } from "./pod-security.js";
 
 /** The repository root; this module runs from dist/test/deploy/. */
 const ROOT = resolve(__dirname, "../../..");
@@ -19,10 +25,12 @@ const API_VERSIONS: Record<string, string> = {
   PersistentVolumeClaim: "v1",
   DaemonSet: "apps/v1",
   Deployment: "apps/v1",
+  NetworkPolicy: "networking.k8s.io/v1",
   MutatingWebhookConfiguration: "admissionregistration.k8s.io/v1",
   Issuer: "cert-manager.io/v1",
   Certificate: "cert-manager.io/v1",
   Kustomization: "kustomize.config.k8s.io/v1beta1",
+  Component: "kustomize.config.k8s.io/v1alpha1",
   CredentialProviderConfig: "kubelet.config.k8s.io/v1",
 };
 
@@ -40,6 +48,7 @@ async function documents(file: string): Promise<Doc[]> {
   return docs.map((doc) => doc.toJS() as Doc).filter((doc) => doc !== null);
 }
 
+/** Every object under deploy/kubernetes, the cert-manager component's included. */
 async function kubernetesObjects(): Promise<Doc[]> {
   const files = await filesUnder(join(DEPLOY, "kubernetes"), /\.ya?ml$/);
   return (await Promise.all(files.map(documents))).flat();
@@ -53,42 +62,80 @@ const one = (objects: Doc[], kind: string, name?: string): Doc => {
 
 const portOf = (listen: string) => Number(listen.slice(listen.lastIndexOf(":") + 1));
 
-async function configMapConfig(objects: Doc[]): Promise<BerthConfig> {
-  return parseConfig(documentOf(one(objects, "ConfigMap", "berth-config").data["berth.yaml"]), "configmap.yaml berth.yaml");
-}
-
-function documentOf(yamlText: string): unknown {
-  const [doc] = parseAllDocuments(yamlText) as unknown as { toJS(): unknown; errors: unknown[] }[];
+function configDocument(objects: Doc[]): Record<string, unknown> {
+  const [doc] = parseAllDocuments(one(objects, "ConfigMap", "berth-config").data["berth.yaml"]) as unknown as { toJS(): Record<string, unknown>; errors: unknown[] }[];
   assert.deepEqual(doc.errors, []);
   return doc.toJS();
 }
 
+/** The config a berth container runs with: the ConfigMap's file, with `serve`'s flags applied as server/main.ts applies them. */
+function containerConfig(objects: Doc[], container: Doc): BerthConfig {
+  const args = container.args as string[];
+  assert.equal(args[0], "serve");
+  const document = configDocument(objects);
+  const flag = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
+  if (flag("--listen")) document.listen = flag("--listen");
+  if (args.includes("--no-admission")) delete document.admission;
+  return parseConfig(document, `configmap.yaml berth.yaml with ${args.slice(1).join(" ")}`);
+}
+
+const berthContainer = (workload: Doc): Doc => workload.spec.template.spec.containers.find((c: Doc) => c.name === "berth");
+
+/** The kinds config/README.md says the webhook mutates: "of a Pod, or of the pod template of a Deployment, ..., Job or CronJob". */
+async function documentedKinds(): Promise<string[]> {
+  const readme = (await readFile(join(ROOT, "config", "README.md"), "utf8")).replace(/\s+/g, " ");
+  const sentence = /of a Pod, or of the pod template of an? ([^,]+(?:, [^,]+)*?) or ([A-Za-z]+),/.exec(readme);
+  assert.ok(sentence, "config/README.md lists the kinds the webhook mutates");
+  return ["Pod", ...sentence[1].split(", "), sentence[2]];
+}
+
+/** The resource name the API server uses for a kind (all of these are regular plurals). */
+const resourceOf = (kind: string) => `${kind.toLowerCase()}s`;
+
 describe("deploy/: Kubernetes manifests, node snippets and compose config", () => {
   it("parses every YAML file, each document with a known kind and its apiVersion", async () => {
     const files = await filesUnder(DEPLOY, /\.ya?ml$/);
-    assert.ok(files.length >= 9, `found ${files.length} YAML files`);
+    assert.ok(files.length >= 10, `found ${files.length} YAML files`);
     for (const file of files.filter((f) => !f.includes(`${join("deploy", "compose")}`))) {
       for (const doc of await documents(file)) {
         assert.ok(doc.kind in API_VERSIONS, `${relative(ROOT, file)}: unexpected kind ${doc.kind}`);
         assert.equal(doc.apiVersion, API_VERSIONS[doc.kind], `${relative(ROOT, file)}: ${doc.kind}`);
-        if (doc.kind !== "Kustomization" && doc.kind !== "CredentialProviderConfig") assert.ok(doc.metadata?.name, `${relative(ROOT, file)}: ${doc.kind} has a name`);
+        if (!["Kustomization", "Component", "CredentialProviderConfig"].includes(doc.kind)) assert.ok(doc.metadata?.name, `${relative(ROOT, file)}: ${doc.kind} has a name`);
       }
     }
   });
 
-  it("puts every namespaced object in berth's namespace, and the kustomization names files that exist", async () => {
+  it("validates every Kubernetes object against the Kubernetes OpenAPI schemas, refusing unknown fields as the API server does", async () => {
+    const objects = (await kubernetesObjects()).filter(hasSchema);
+    assert.deepEqual([...new Set(objects.map((o) => o.kind))].sort(), ["ConfigMap", "DaemonSet", "Deployment", "MutatingWebhookConfiguration", "Namespace", "NetworkPolicy", "PersistentVolumeClaim", "Service"]);
+    for (const object of objects) assert.doesNotThrow(() => validateObject(object), `${object.kind} ${object.metadata.name}`);
+    // The check is not vacuous: what the API server would refuse, it refuses.
+    const daemonSet = structuredClone(one(objects, "DaemonSet"));
+    daemonSet.spec.template.spec.hostNetWork = true;
+    assert.throws(() => validateObject(daemonSet), /must NOT have additional properties/);
+    const policy = structuredClone(one(objects, "NetworkPolicy", "berth-webhook"));
+    policy.spec.ingress[0].from[0].ipBlock.cidr = 10;
+    assert.throws(() => validateObject(policy), /cidr must be string/);
+  });
+
+  it("puts every namespaced object in berth's namespace; the kustomization and its cert-manager component name files that exist", async () => {
     const objects = await kubernetesObjects();
-    for (const object of objects.filter((o) => !["Namespace", "MutatingWebhookConfiguration", "Kustomization"].includes(o.kind))) {
+    for (const object of objects.filter((o) => !["Namespace", "MutatingWebhookConfiguration", "Kustomization", "Component"].includes(o.kind))) {
       assert.equal(object.metadata.namespace, "berth", `${object.kind} ${object.metadata.name}`);
     }
     const kustomization = one(objects, "Kustomization");
     const listed = await readdir(join(DEPLOY, "kubernetes"));
     for (const resource of kustomization.resources as string[]) assert.ok(listed.includes(resource), `${resource} exists`);
+    assert.ok(!(kustomization.resources as string[]).some((r) => r.includes("cert-manager")), "cert-manager's kinds are applied only by its component");
+    const component = one(objects, "Component");
+    for (const resource of component.resources as string[]) assert.ok((await readdir(join(DEPLOY, "kubernetes", "cert-manager"))).includes(resource), `cert-manager/${resource} exists`);
     assert.ok(kustomization.images.some((i: Doc) => i.name === "berth"), "the kustomization sets berth's image");
   });
 
-  it("holds a berth config in the ConfigMap that berth's own schema accepts, with the webhook on its TLS listener", async () => {
-    const config = await configMapConfig(await kubernetesObjects());
+  it("holds a berth config in the ConfigMap that berth's own schema accepts: the registry on loopback, the webhook on its TLS listener", async () => {
+    const objects = await kubernetesObjects();
+    const config = parseConfig(configDocument(objects), "configmap.yaml berth.yaml");
+    assert.equal(config.listen, "127.0.0.1:5000", "on the DaemonSet's host network: the node's loopback");
     assert.ok(config.admission, "the admission webhook is on");
     assert.equal(config.admission.registry, "localhost:5000");
     assert.equal(config.admission.failurePolicy, "Ignore");
@@ -97,61 +144,170 @@ describe("deploy/: Kubernetes manifests, node snippets and compose config", () =
     assert.ok(config.upstreams.some((u) => u.host === "docker.io"));
   });
 
-  it("registers the webhook at /admission of a Service that reaches berth's webhook listener, with failurePolicy Ignore", async () => {
+  it("registers the webhooks at /admission of a Service that reaches the webhook Deployment's listener, with failurePolicy Ignore", async () => {
     const objects = await kubernetesObjects();
-    const config = await configMapConfig(objects);
+    const webhookDeployment = one(objects, "Deployment", "berth-webhook");
+    const config = containerConfig(objects, berthContainer(webhookDeployment));
     const webhookConfig = one(objects, "MutatingWebhookConfiguration");
-    assert.equal(webhookConfig.webhooks.length, 1);
-    const [webhook] = webhookConfig.webhooks;
-    assert.equal(webhook.clientConfig.service.path, "/admission");
-    assert.equal(webhook.failurePolicy, "Ignore");
-    assert.deepEqual(webhook.admissionReviewVersions, ["v1"]);
-    assert.equal(webhook.sideEffects, "None");
-    assert.ok(webhook.name.split(".").length >= 3, "a webhook name is fully qualified");
-    assert.ok(webhook.timeoutSeconds * 1000 > config.admission!.resolveTimeout, "berth gives up on a tag before the API server gives up on berth");
-    const excluded = webhook.namespaceSelector.matchExpressions.find((e: Doc) => e.key === "kubernetes.io/metadata.name");
-    assert.equal(excluded.operator, "NotIn");
-    assert.ok(excluded.values.includes("kube-system") && excluded.values.includes("berth"));
-    const resources = webhook.rules.flatMap((r: Doc) => r.resources);
-    for (const resource of ["pods", "deployments", "statefulsets", "daemonsets", "replicasets", "jobs", "cronjobs"]) assert.ok(resources.includes(resource), resource);
-
-    const service = one(objects, "Service", webhook.clientConfig.service.name);
-    assert.equal(service.metadata.namespace, webhook.clientConfig.service.namespace);
-    const servicePort = service.spec.ports.find((p: Doc) => p.port === webhook.clientConfig.service.port);
-    assert.ok(servicePort, "the Service has the webhook's port");
-    for (const workload of objects.filter((o) => o.kind === "DaemonSet" || o.kind === "Deployment")) {
-      const container = workload.spec.template.spec.containers.find((c: Doc) => c.name === "berth");
-      const named = container.ports.find((p: Doc) => p.name === servicePort.targetPort);
-      assert.equal(named?.containerPort, portOf(config.admission!.listen!), `${workload.kind}: the Service's target is admission.listen's port`);
-      assert.deepEqual(service.spec.selector, workload.spec.template.metadata.labels, `${workload.kind}: the Service selects its pods`);
+    assert.deepEqual(webhookConfig.webhooks.map((w: Doc) => w.name), ["pods.images.berth.dev", "workloads.images.berth.dev"]);
+    for (const webhook of webhookConfig.webhooks as Doc[]) {
+      assert.equal(webhook.clientConfig.service.path, "/admission");
+      assert.equal(webhook.failurePolicy, "Ignore");
+      assert.deepEqual(webhook.admissionReviewVersions, ["v1"]);
+      assert.equal(webhook.sideEffects, "None");
+      assert.ok(webhook.timeoutSeconds * 1000 > config.admission!.resolveTimeout, "berth gives up on a tag before the API server gives up on berth");
+      const excluded = webhook.namespaceSelector.matchExpressions.find((e: Doc) => e.key === "kubernetes.io/metadata.name");
+      assert.equal(excluded.operator, "NotIn");
+      assert.ok(excluded.values.includes("kube-system") && excluded.values.includes("berth"));
+      const service = one(objects, "Service", webhook.clientConfig.service.name);
+      assert.equal(service.metadata.namespace, webhook.clientConfig.service.namespace);
+      const servicePort = service.spec.ports.find((p: Doc) => p.port === webhook.clientConfig.service.port);
+      assert.ok(servicePort, "the Service has the webhook's port");
+      const named = berthContainer(webhookDeployment).ports.find((p: Doc) => p.name === servicePort.targetPort);
+      assert.equal(named?.containerPort, portOf(config.admission!.listen!), "the Service's target is admission.listen's port");
+      assert.deepEqual(service.spec.selector, webhookDeployment.spec.template.metadata.labels, "the Service selects the webhook's pods");
     }
+    const [pods, workloads] = webhookConfig.webhooks as Doc[];
+    assert.deepEqual(pods.objectSelector.matchExpressions, [{ key: "berth.dev/admission", operator: "NotIn", values: ["skip"] }], "a pod labelled skip is not sent");
+    assert.equal(workloads.objectSelector, undefined, "a workload labelled skip is sent, so berth can carry the label into its template");
+    assert.deepEqual(pods.rules.flatMap((r: Doc) => r.resources), ["pods", "pods/ephemeralcontainers"]);
   });
 
-  it("runs berth as a DaemonSet on hostPort 5000, and as a Deployment behind a Service, each with config, TLS, probes and a grace period", async () => {
+  it("matches with the shipped rules every kind config/README.md says the webhook mutates, and no other", async () => {
     const objects = await kubernetesObjects();
-    const config = await configMapConfig(objects);
-    for (const kind of ["DaemonSet", "Deployment"]) {
-      const workload = one(objects, kind, "berth");
-      const pod = workload.spec.template.spec;
-      const container = pod.containers.find((c: Doc) => c.name === "berth");
-      const registry = container.ports.find((p: Doc) => p.name === "registry");
-      assert.equal(registry.containerPort, portOf(config.listen));
-      if (kind === "DaemonSet") assert.equal(registry.hostPort, 5000);
+    const kinds = await documentedKinds();
+    assert.ok(kinds.includes("ReplicationController") && kinds.includes("CronJob"), kinds.join(", "));
+    const rules = one(objects, "MutatingWebhookConfiguration").webhooks.flatMap((w: Doc) => w.rules as Doc[]);
+    const matched = new Set<string>(rules.flatMap((r: Doc) => (r.resources as string[]).filter((resource) => !resource.includes("/"))));
+    for (const kind of kinds) {
+      const rule = rules.find((r: Doc) => (r.resources as string[]).includes(resourceOf(kind)));
+      assert.ok(rule, `${kind} (${resourceOf(kind)}) is matched by a rule`);
+      assert.ok(rule.operations.includes("CREATE"), `${kind}: CREATE`);
+      if (kind !== "Pod") assert.ok(rule.operations.includes("UPDATE"), `${kind}: UPDATE`);
+      assert.ok(MUTATED_KINDS.includes(kind), `berth knows where a ${kind} keeps its pod spec`);
+    }
+    assert.deepEqual([...matched].sort(), kinds.map(resourceOf).sort(), "every resource the rules match is documented");
+  });
+
+  it("runs the registry tier on each node's loopback (hostNetwork) and the webhook and the Deployment variant on the pod network, each with its config, probes and grace period", async () => {
+    const objects = await kubernetesObjects();
+    const daemonSet = one(objects, "DaemonSet", "berth");
+    const pod = daemonSet.spec.template.spec;
+    assert.equal(pod.hostNetwork, true);
+    assert.equal(pod.dnsPolicy, "ClusterFirstWithHostNet");
+    const nodeConfig = containerConfig(objects, berthContainer(daemonSet));
+    assert.equal(nodeConfig.listen, "127.0.0.1:5000", "the node's loopback only: no pod, no other machine reaches it");
+    assert.equal(nodeConfig.admission, undefined, "no webhook listener on the node's network");
+    for (const probe of [berthContainer(daemonSet).readinessProbe, berthContainer(daemonSet).livenessProbe]) assert.equal(probe.httpGet.host, "127.0.0.1", "the kubelet probes the node's loopback");
+
+    for (const [kind, name] of [["DaemonSet", "berth"], ["Deployment", "berth"], ["Deployment", "berth-webhook"]] as const) {
+      const workload = one(objects, kind, name);
+      const spec = workload.spec.template.spec;
+      const container = berthContainer(workload);
+      const config = containerConfig(objects, container);
+      assert.equal(container.ports.find((p: Doc) => p.name === "registry").containerPort, portOf(config.listen));
       assert.equal(container.readinessProbe.httpGet.path, "/readyz");
       assert.equal(container.livenessProbe.httpGet.path, "/healthz");
-      const configArg = container.args[container.args.indexOf("--config") + 1];
       const mounts = new Map<string, string>(container.volumeMounts.map((m: Doc) => [m.name, m.mountPath]));
-      const volumes = new Map<string, Doc>(pod.volumes.map((v: Doc) => [v.name, v]));
+      const volumes = new Map<string, Doc>(spec.volumes.map((v: Doc) => [v.name, v]));
+      const configArg = container.args[container.args.indexOf("--config") + 1];
       const configMount = [...mounts].find(([, path]) => configArg.startsWith(`${path}/`));
-      assert.equal(volumes.get(configMount![0])?.configMap?.name, "berth-config", `${kind}: --config is in the mounted ConfigMap`);
-      const tlsMount = [...mounts].find(([, path]) => config.admission!.tlsCertFile!.startsWith(`${path}/`));
-      assert.equal(volumes.get(tlsMount![0])?.secret?.secretName, "berth-webhook-tls");
-      assert.ok([...mounts.values()].includes(config.storage.root), `${kind}: storage.root is a volume`);
+      assert.equal(volumes.get(configMount![0])?.configMap?.name, "berth-config", `${kind} ${name}: --config is in the mounted ConfigMap`);
+      assert.ok([...mounts.values()].includes(config.storage.root), `${kind} ${name}: storage.root is a volume`);
+      if (config.admission) {
+        const tlsMount = [...mounts].find(([, path]) => config.admission!.tlsCertFile!.startsWith(`${path}/`));
+        assert.equal(volumes.get(tlsMount![0])?.secret?.secretName, "berth-webhook-tls");
+      }
       const preStop = Number(container.lifecycle.preStop.exec.command.at(-1));
-      assert.ok(pod.terminationGracePeriodSeconds * 1000 > preStop * 1000 + config.shutdown.gracePeriod, `${kind}: the grace period covers preStop and berth's shutdown`);
+      assert.ok(spec.terminationGracePeriodSeconds * 1000 > preStop * 1000 + config.shutdown.gracePeriod, `${kind} ${name}: the grace period covers preStop and berth's shutdown`);
     }
+    assert.ok(containerConfig(objects, berthContainer(one(objects, "Deployment", "berth-webhook"))).admission, "the webhook Deployment serves the webhook");
+    assert.equal(containerConfig(objects, berthContainer(one(objects, "Deployment", "berth"))).admission, undefined);
     const registryService = one(objects, "Service", "berth-registry");
     assert.equal(registryService.spec.ports[0].port, 5000);
+    assert.deepEqual(registryService.spec.selector, one(objects, "Deployment", "berth").spec.template.metadata.labels);
+  });
+
+  describe("Pod Security", () => {
+    const level = (namespace: Doc, mode: string) => namespace.metadata.labels[`pod-security.kubernetes.io/${mode}`] as Level;
+
+    it("labels berth's namespace: enforce privileged (what the node-local DaemonSet needs), audit and warn restricted", async () => {
+      const namespace = one(await kubernetesObjects(), "Namespace", "berth");
+      assert.equal(level(namespace, "enforce"), "privileged");
+      assert.equal(level(namespace, "audit"), "restricted");
+      assert.equal(level(namespace, "warn"), "restricted");
+    });
+
+    it("admits every pod under the namespace's enforce level, and every pod but the DaemonSet's at restricted, so applying them warns of nothing else", async () => {
+      const objects = await kubernetesObjects();
+      const namespace = one(objects, "Namespace", "berth");
+      for (const workload of objects.filter((o) => o.kind === "DaemonSet" || o.kind === "Deployment")) {
+        const { spec, metadata } = workload.spec.template;
+        assert.deepEqual(podSecurityViolations(spec, metadata ?? {}, level(namespace, "enforce")), [], `${workload.kind} ${workload.metadata.name}`);
+        for (const container of [...(spec.initContainers ?? []), ...spec.containers]) {
+          assert.equal(container.securityContext?.seccompProfile?.type ?? spec.securityContext?.seccompProfile?.type, "RuntimeDefault", `${workload.kind} ${workload.metadata.name}: ${container.name}: seccompProfile RuntimeDefault`);
+        }
+        if (workload.kind === "Deployment") assert.deepEqual(podSecurityViolations(spec, metadata ?? {}, "restricted"), [], `${workload.kind} ${workload.metadata.name} meets restricted`);
+      }
+    });
+
+    it("lets the DaemonSet break only the controls its node-local cache needs, and names them in the namespace's comment", async () => {
+      const objects = await kubernetesObjects();
+      const { spec, metadata } = one(objects, "DaemonSet", "berth").spec.template;
+      assert.deepEqual(podSecurityViolations(spec, metadata, "baseline"), ["Host Namespaces", "HostPath Volumes", "Host Ports"]);
+      assert.deepEqual(podSecurityViolations(spec, metadata, "restricted"), [
+        "Host Namespaces",
+        "HostPath Volumes",
+        "Host Ports",
+        "Volume Types (restricted)",
+        "Running as Non-root (restricted)",
+        "Running as Non-root user (restricted)",
+        "Capabilities (restricted)",
+      ]);
+      const withoutInit = { ...spec, initContainers: [] };
+      assert.deepEqual(podSecurityViolations(withoutInit, metadata, "restricted"), ["Host Namespaces", "HostPath Volumes", "Host Ports", "Volume Types (restricted)"], "berth itself runs as restricted asks; only the init container that chowns the hostPath is root");
+      const comment = await readFile(join(DEPLOY, "kubernetes", "namespace.yaml"), "utf8");
+      for (const need of ["hostNetwork", "hostPath", "root init container", "host port"]) assert.ok(comment.includes(need), `namespace.yaml says why: ${need}`);
+    });
+  });
+
+  it("admits to the webhook's pods only its port, and to the Deployment variant only the registry port, each from listed addresses", async () => {
+    const objects = await kubernetesObjects();
+    for (const [policyName, workloadName, port] of [["berth-webhook", "berth-webhook", "webhook"], ["berth-registry", "berth", "registry"]] as const) {
+      const policy = one(objects, "NetworkPolicy", policyName);
+      const workload = one(objects, "Deployment", workloadName);
+      assert.deepEqual(policy.spec.podSelector.matchLabels, workload.spec.template.metadata.labels, `${policyName} selects ${workloadName}'s pods`);
+      assert.deepEqual(policy.spec.policyTypes, ["Ingress"]);
+      assert.equal(policy.spec.ingress.length, 1);
+      const [rule] = policy.spec.ingress;
+      assert.deepEqual(rule.ports, [{ port, protocol: "TCP" }]);
+      assert.ok(berthContainer(workload).ports.some((p: Doc) => p.name === port));
+      assert.ok(rule.from.length > 0 && rule.from.every((peer: Doc) => Object.keys(peer).join() === "ipBlock"), "only address blocks: no pod or namespace selector opens it to pods");
+    }
+    assert.ok(!objects.some((o) => o.kind === "NetworkPolicy" && o.spec.podSelector.matchLabels?.["app.kubernetes.io/component"] === undefined), "no policy selects the hostNetwork DaemonSet's pods, which NetworkPolicy does not govern");
+  });
+
+  it("makes the webhook's certificate without cert-manager: a CA, a serving certificate for the Service, the Secret and the caBundle patch", async (t) => {
+    const dir = await makeTempDir("webhook-certificate");
+    t.after(() => dir.remove());
+    await runCommand("bash", [join(DEPLOY, "kubernetes", "webhook-certificate.sh"), "--days", "30", dir.path]);
+    await runCommand("openssl", ["verify", "-CAfile", join(dir.path, "ca.crt"), join(dir.path, "tls.crt")]);
+    const certificate = new X509Certificate(await readFile(join(dir.path, "tls.crt")));
+    assert.ok(certificate.checkHost("berth-webhook.berth.svc") && certificate.checkHost("berth-webhook.berth.svc.cluster.local"), certificate.subjectAltName);
+    assert.ok(certificate.checkPrivateKey(createPrivateKey(await readFile(join(dir.path, "tls.key")))));
+    assert.ok(new X509Certificate(await readFile(join(dir.path, "ca.crt"))).ca);
+    assert.ok(!(await readdir(dir.path)).includes("ca.key"), "the CA's key is thrown away");
+
+    const [secret] = await documents(join(dir.path, "secret.yaml"));
+    validateObject(secret);
+    assert.equal(secret.type, "kubernetes.io/tls");
+    assert.deepEqual([secret.metadata.name, secret.metadata.namespace], ["berth-webhook-tls", "berth"]);
+    assert.equal(Buffer.from(secret.data["tls.crt"], "base64").toString(), await readFile(join(dir.path, "tls.crt"), "utf8"));
+
+    const webhookConfig = one(await kubernetesObjects(), "MutatingWebhookConfiguration");
+    const patch = JSON.parse(await readFile(join(dir.path, "cabundle-patch.json"), "utf8")) as { op: string; path: string; value: string }[];
+    assert.deepEqual(patch.map((op) => op.path), webhookConfig.webhooks.map((_w: Doc, i: number) => `/webhooks/${i}/clientConfig/caBundle`), "every webhook gets the CA");
+    for (const op of patch) assert.equal(Buffer.from(op.value, "base64").toString(), await readFile(join(dir.path, "ca.crt"), "utf8"));
   });
 
   it("has a kubelet CredentialProviderConfig for berth's registry host", async () => {

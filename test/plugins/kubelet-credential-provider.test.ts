@@ -8,6 +8,7 @@ import { after, before, describe, it } from "node:test";
 import jwt from "jsonwebtoken";
 import { parse as parseYaml } from "yaml";
 import { keyMatchesImage } from "../../server/upstream/credentials/registry-key.js";
+import { startMirror } from "../mirror/mirror-fixture.js";
 import { makeTempDir, type TempDir } from "../support/temp-dir.js";
 import { bcryptHash, decodeToken, startTokenBerth, type TokenBerth } from "../auth/token-fixture.js";
 import { cleanEnv, installPlugins, runPlugin, type PluginRun } from "./plugin-process.js";
@@ -198,6 +199,20 @@ describe("berth-credential-provider, driven as the kubelet drives it", () => {
     assert.deepEqual(Object.keys(response.auth), [berth.host]);
   });
 
+  it("answers no credentials, quickly and in a form the kubelet caches, when berth asks for none (auth.mode none)", async (t) => {
+    const open = await startMirror([]);
+    t.after(() => open.stop());
+    const host = new URL(open.url).host;
+    const started = Date.now();
+    const run = await execProvider(bin, { ...provider, env: [{ name: "BERTH_URL", value: open.url }] }, { image: `${host}/docker.io/library/nginx` });
+    assert.ok(Date.now() - started < 10_000, "no retries, no waiting");
+    assert.equal(run.code, 0, "a failure would be logged by the kubelet, and the plugin run again, on every pull");
+    assert.equal(run.stdout.trim().split("\n").length, 1);
+    // No cacheDuration: the kubelet keeps the answer for the provider's defaultCacheDuration.
+    assert.deepEqual(JSON.parse(run.stdout), { kind: "CredentialProviderResponse", apiVersion: provider.apiVersion, cacheKeyType: "Registry", auth: {} });
+    assert.match(run.stderr, /asks for no credentials .*auth\.mode none.*answering no credentials/);
+  });
+
   describe("fails with a reason on stderr, a non-zero exit and nothing on stdout", () => {
     const failures: [string, () => Promise<PluginRun>, RegExp][] = [
       ["stdin that is not JSON", () => runPlugin(bin, "berth-credential-provider", provider.args!, cleanEnv({ BERTH_URL: berth.url }), "image: nope\n"), /not a JSON/],
@@ -219,20 +234,6 @@ describe("berth-credential-provider, driven as the kubelet drives it", () => {
           return execProvider(bin, { ...provider, env: [{ name: "BERTH_URL", value: `http://127.0.0.1:${port}` }], args: [...provider.args!, `--registry=${berth.host}`] }, { image: `${berth.host}/a/b` });
         },
         /cannot reach berth.*ECONNREFUSED/,
-      ],
-      [
-        "a berth that does not ask for tokens (auth.mode none)",
-        async () => {
-          const open = createServer((_req, res) => res.writeHead(200, { "Content-Type": "application/json" }).end("{}"));
-          await new Promise<void>((r) => open.listen(0, "127.0.0.1", r));
-          try {
-            const url = `http://127.0.0.1:${(open.address() as AddressInfo).port}`;
-            return await execProvider(bin, { ...provider, env: [{ name: "BERTH_URL", value: url }] }, { image: `${new URL(url).host}/a/b` });
-          } finally {
-            await new Promise<void>((r) => open.close(() => r()));
-          }
-        },
-        /does not ask for tokens/,
       ],
     ];
     for (const [what, run, reason] of failures) {
