@@ -46,8 +46,8 @@ export const upstreamSchema = z
     tenantIsolation: z
       .boolean()
       .default(true)
-      .describe("In auth mode token: content fetched with credentials is served to another principal only after its own upstream access is confirmed. false shares everything cached with every principal policy lets pull."),
-    accessConfirmationTTL: duration("5m").describe("How long a principal's confirmed upstream access to a piece of content is trusted before it is asked again."),
+      .describe("In auth mode token: what berth cached from a repository with one set of credentials (a tenant's own, or berth's) is served to a request with other credentials only after the upstream answered for that repository with them. false shares everything cached with every principal policy lets pull."),
+    accessConfirmationTTL: duration("5m").describe("How long the upstream's answer for a repository with a set of credentials is trusted before it is asked again."),
     connectTimeout: duration("10s").describe("Longest wait to connect to the upstream."),
     readTimeout: duration("60s").describe("Longest wait for response headers, and between two chunks of a body; a body delivering less than 64 KiB per period is cut as stalled."),
   })

@@ -174,17 +174,23 @@ async function createMirrors(config: BerthConfig, storage: Storage, fills: BlobF
       tagLists: new NodeCache({ stdTTL: 30, useClones: false, checkperiod: 0 }),
       visibility: new MirrorVisibility(storage.driver, `mirrors/${upstream.prefix}`, upstream.accessConfirmationTTL),
       delivered: new DeliveredBlobs(storage.driver, `mirrors/${upstream.prefix}`),
+      // A viewer is the credentials a request reaches the upstream with: a tenant's own, or
+      // berth's, which every other principal shares (one access check for all of them).
       requesterFor: (who?: RequestedBy): Requester => {
-        if (!isolated || !who) return { client };
-        const viewer = who.tenant ? `tenant:${who.tenant}` : `subject:${who.subject}`;
-        const own = who.tenant ? tenantKeyrings.get(who.tenant) : undefined;
-        return { viewer, client: client.as(viewer, () => new KeyringUnion(own ? [own, keyrings[i], shared] : [keyrings[i], shared])) };
+        if (!isolated) return { client };
+        const own = who?.tenant === undefined ? undefined : tenantKeyrings.get(who.tenant);
+        if (!own) return { viewer: BERTH_VIEWER, client };
+        const viewer = `tenant:${who!.tenant}`;
+        return { viewer, client: client.as(viewer, () => new KeyringUnion([own, keyrings[i], shared])) };
       },
       meter: metrics.upstream(upstream.host),
       log: log.child({ upstream: upstream.host }),
     };
   });
 }
+
+/** The viewer of requests that reach an upstream with berth's own credentials (or none). */
+const BERTH_VIEWER = "berth";
 
 function probed(fallback: ArchFallbackConfig): readonly string[] {
   return fallback.enabled ? fallback.architectures : [];

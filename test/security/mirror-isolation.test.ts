@@ -54,8 +54,10 @@ describe("mirrored content stays with whoever its own upstream let see it", () =
           users: [
             { username: "alice", passwordHash: hash, tenant: "team-a" },
             { username: "bob", passwordHash: hash, tenant: "team-b" },
+            { username: "dave", passwordHash: hash },
           ],
           policy: [
+            { subjects: ["dave"], repositories: ["shared/**"], actions: ["pull"] },
             { tenants: ["team-a", "team-b"], repositories: ["**"], actions: ["pull"], catalog: true },
             { tenants: ["team-a"], repositories: ["team-a/**"], actions: ["push"] },
             { tenants: ["team-b"], repositories: ["team-b/**"], actions: ["push"] },
@@ -168,6 +170,16 @@ describe("mirrored content stays with whoever its own upstream let see it", () =
         assert.equal((await bob.request(path, { headers: MANIFEST_ACCEPT, scopes })).status, 200, `bob ${path} (${scopes} scopes)`);
       }
     }
+  });
+
+  it("asks the upstream once for every principal that reaches it with berth's own credentials", async () => {
+    const image = await bob.request("/v2/shared/library/x/manifests/v1", { headers: MANIFEST_ACCEPT });
+    assert.equal(image.status, 200);
+    const digest = sha256(image.body);
+    const asked = (await sharedOrigin.accessLog()).length;
+    const dave = new TokenClient(berth.url, { username: "dave", password: "pw" });
+    assert.equal((await dave.request(`/v2/shared/library/x/manifests/${digest}`, { headers: MANIFEST_ACCEPT })).status, 200);
+    assert.equal((await sharedOrigin.accessLog()).length, asked, "dave's access is bob's: the same credentials reach the upstream");
   });
 
   it("lists referrers per viewer: each asks the upstream with its own credentials", async () => {
