@@ -1,6 +1,7 @@
 import express, { type Request, type Response, type NextFunction } from "express";
 import type { AccessController, AccessRequest, Principal } from "../auth/access.js";
 import { RegistryError } from "../registry/errors.js";
+import type { Digest } from "../reference/digest.js";
 import type { Registry, Repository, RepositoryRoute, RequestedBy } from "../registry/registry.js";
 import type { Logger } from "../log.js";
 import { NO_METRICS, type RequestMetrics } from "../metrics/registry-metrics.js";
@@ -157,7 +158,7 @@ const OPERATIONS: Record<V2Path["kind"], Record<string, Operation>> = {
   },
   uploads: {
     POST: on("uploads", ["pull", "push"], async (req, res, _path, context) =>
-      startUpload(req, res, await repositoryOf(context), (name) => mountSource(req, name, context.deps)),
+      startUpload(req, res, await repositoryOf(context), (digest, from) => mountSources(req, digest, from, context)),
     ),
   },
   upload: {
@@ -180,19 +181,30 @@ function accessFor(path: V2Path, route: RepositoryRoute | undefined, actions: Ac
 }
 
 /**
- * The repository a cross-repository mount reads from, when the client may pull from it. A
- * client that may not gets an ordinary upload session, so a mount never leaks content.
+ * The repositories a mount may copy from, in the order to try them: `from`, when the client
+ * may pull it (the token must cover it too, as for any request); without `from`, the
+ * repositories that linked the blob and that policy lets the client pull. A client that may
+ * read none gets an ordinary upload session, so a mount never leaks content.
  */
-async function mountSource(req: Request, name: string, deps: AppDependencies): Promise<Repository | undefined> {
-  const route = await deps.registry.route({ name, intent: "read" });
-  let principal: Principal;
-  try {
-    principal = await deps.access.authorize(req, { repository: route.policyName, scopeNames: route.scopeNames, actions: ["pull"] });
-  } catch (err) {
-    if (err instanceof RegistryError && (err.status === 401 || err.status === 403)) return undefined;
-    throw err;
+async function* mountSources(req: Request, digest: Digest, from: string | undefined, context: Context): AsyncGenerator<Repository> {
+  const { deps } = context;
+  if (from !== undefined) {
+    const route = await deps.registry.route({ name: from, intent: "read" });
+    let principal: Principal;
+    try {
+      principal = await deps.access.authorize(req, { repository: route.policyName, scopeNames: route.scopeNames, actions: ["pull"] });
+    } catch (err) {
+      if (err instanceof RegistryError && (err.status === 401 || err.status === 403)) return;
+      throw err;
+    }
+    yield await route.open(requestedBy(principal, deps));
+    return;
   }
-  return route.open(requestedBy(principal, deps));
+  for (const name of (await deps.registry.repositoriesHolding(digest)).reverse()) {
+    if (!deps.access.allows(context.principal, name, "pull")) continue;
+    // A policy name is a mirror's prefix route or a hosted name: "write" never sends it to the default upstream.
+    yield await (await deps.registry.route({ name, intent: "write" })).open(requestedBy(context.principal, deps));
+  }
 }
 
 function namespaceOf(req: Request): string | undefined {

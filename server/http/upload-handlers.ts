@@ -1,4 +1,5 @@
 import type { Request, Response } from "express";
+import type { Digest } from "../reference/digest.js";
 import { RegistryError } from "../registry/errors.js";
 import type { Repository } from "../registry/registry.js";
 import type { UploadSession } from "../storage/upload-store.js";
@@ -8,25 +9,27 @@ import { sendEmpty } from "./responses.js";
 import { parseDigest } from "./v2-path.js";
 
 /**
- * POST /v2/<name>/blobs/uploads/: a mount from another repository, a monolithic upload with
- * `digest=`, or a new session. Without `from`, berth does not search other repositories for
- * the blob (the store holds other tenants' content) and opens a session instead.
+ * POST /v2/<name>/blobs/uploads/: a mount, a monolithic upload with `digest=`, or a new
+ * session. A mount names its source with `from`, or leaves berth to find one; either way it
+ * copies only from a repository the caller may pull that can serve the blob to it now (see
+ * Repository.holdsBlob), and becomes an upload session otherwise.
  */
 export async function startUpload(
   req: Request,
   res: Response,
   repository: Repository,
-  mountSource: (name: string) => Promise<Repository | undefined>,
+  mountSources: (digest: Digest, from: string | undefined) => AsyncIterable<Repository>,
 ): Promise<void> {
   const mount = queryString(req, "mount");
   const fromName = queryString(req, "from");
-  if (mount !== undefined && fromName !== undefined) {
+  if (mount !== undefined) {
     const digest = parseDigest(mount);
-    if (!isRepositoryName(fromName)) throw new RegistryError("NAME_INVALID", undefined, { name: fromName.slice(0, 256) });
-    const from = await mountSource(fromName);
-    if (from && (await repository.mountBlob(digest, from))) {
-      sendEmpty(res, 201, { Location: blobLocation(repository, digest.toString()), "Docker-Content-Digest": digest.toString() });
-      return;
+    if (fromName !== undefined && !isRepositoryName(fromName)) throw new RegistryError("NAME_INVALID", undefined, { name: fromName.slice(0, 256) });
+    for await (const from of mountSources(digest, fromName)) {
+      if (await repository.mountBlob(digest, from)) {
+        sendEmpty(res, 201, { Location: blobLocation(repository, digest.toString()), "Docker-Content-Digest": digest.toString() });
+        return;
+      }
     }
   }
   const digestParam = mount === undefined ? queryString(req, "digest") : undefined;

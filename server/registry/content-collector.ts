@@ -130,6 +130,7 @@ export class ContentCollector {
       else await link.metadata.unlinkBlob(link.repository, digest);
     }
     for (const mirror of this.mirrors) await mirror.delivered.forget(digest);
+    await this.storage.holders.forget(digest);
     await this.storage.blobs.delete(digest);
     this.storage.blobs.usage.forget(digest);
   }

@@ -1,3 +1,4 @@
+import type { Digest } from "../reference/digest.js";
 import type { Storage } from "../storage/storage.js";
 import { HostedRepository } from "./hosted.js";
 import type { Registry, RepositoryAddress, RepositoryRoute } from "./registry.js";
@@ -8,6 +9,10 @@ export class HostedRegistry implements Registry {
 
   async route(address: RepositoryAddress): Promise<RepositoryRoute> {
     return { policyName: address.name, scopeNames: [address.name], open: async () => new HostedRepository(address.name, this.storage) };
+  }
+
+  repositoriesHolding(digest: Digest): Promise<string[]> {
+    return this.storage.holders.list(digest);
   }
 
   async catalog(): Promise<string[]> {

@@ -132,7 +132,7 @@ export class HostedRepository implements Repository {
         throw err;
       }
     });
-    await this.metadata.linkBlob(this.name, digest);
+    await this.link(digest);
     return (await this.storage.blobs.size(digest)) ?? session.size;
   }
 
@@ -148,8 +148,13 @@ export class HostedRepository implements Repository {
   /** Links a blob `from` can serve from berth's store to this requester: a mirror that only knows of it, or heard of it from another upstream, cannot. */
   async mountBlob(digest: Digest, from: Repository): Promise<boolean> {
     if (!(await from.holdsBlob(digest)) || (await this.storage.blobs.size(digest)) === undefined) return false;
-    await this.metadata.linkBlob(this.name, digest);
+    await this.link(digest);
     return true;
+  }
+
+  private async link(digest: Digest): Promise<void> {
+    await this.metadata.linkBlob(this.name, digest);
+    await this.storage.holders.add(digest, this.name);
   }
 
   private async resolve(reference: ManifestReference): Promise<Digest> {

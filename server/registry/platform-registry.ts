@@ -67,6 +67,10 @@ export class PlatformRegistry implements Registry {
   catalog(): Promise<string[]> {
     return this.inner.catalog();
   }
+
+  repositoriesHolding(digest: Digest): Promise<string[]> {
+    return this.inner.repositoriesHolding(digest);
+  }
 }
 
 class PlatformRepository implements Repository {
@@ -219,9 +223,10 @@ class PlatformRepository implements Repository {
     try {
       const config = (JSON.parse(manifest.bytes.toString("utf8")) as { config?: { digest?: string; size?: number } }).config;
       const digest = config?.digest ? Digest.parse(config.digest) : undefined;
-      if (!digest || (config?.size ?? Infinity) > 1024 * 1024) return undefined;
+      const size = config?.size;
+      if (!digest || size === undefined || size > 1024 * 1024) return undefined;
       const blob = await sibling.openBlob(digest);
-      const parsed = JSON.parse((await readAll(blob.stream)).toString("utf8")) as { os?: unknown; architecture?: unknown; variant?: unknown };
+      const parsed = JSON.parse((await readAtMost(blob.stream, size)).toString("utf8")) as { os?: unknown; architecture?: unknown; variant?: unknown };
       if (typeof parsed.os !== "string" || typeof parsed.architecture !== "string") return undefined;
       return { os: parsed.os, architecture: parsed.architecture, ...(typeof parsed.variant === "string" ? { variant: parsed.variant } : {}) };
     } catch {
@@ -379,8 +384,18 @@ async function optional<T>(ask: () => Promise<T>): Promise<T | undefined> {
   }
 }
 
-async function readAll(stream: Readable): Promise<Buffer> {
+/** The stream's bytes, as long as there are no more than `limit` (a hostile upstream's config may be anything). */
+async function readAtMost(stream: Readable, limit: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
+  let length = 0;
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      length += chunk.length;
+      if (length > limit) throw new Error(`more than the ${limit} bytes its descriptor declares`);
+      chunks.push(chunk);
+    }
+  } finally {
+    stream.destroy();
+  }
   return Buffer.concat(chunks);
 }

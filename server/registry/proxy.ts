@@ -286,7 +286,7 @@ export class ProxyRepository implements Repository {
     } catch (err) {
       throw this.translate(err, asked);
     }
-    await this.mirror.cache.linkBlob(this.upstreamName, digest);
+    await this.linkBlob(digest);
     return { size, warnings: [] };
   }
 
@@ -355,7 +355,7 @@ export class ProxyRepository implements Repository {
       },
       // Linked first: a request meanwhile finds the link, or still the fill, never only the delivery.
       onStored: async () => {
-        await this.mirror.cache.linkBlob(this.upstreamName, digest);
+        await this.linkBlob(digest);
         await this.mirror.delivered.record(digest);
       },
       onFailed: (err) => {
@@ -364,6 +364,12 @@ export class ProxyRepository implements Repository {
     });
     if (!joined.started) this.mirror.meter.coalescedWaiter();
     return joined.fill;
+  }
+
+  /** This upstream vouched for the blob in this repository. */
+  private async linkBlob(digest: Digest): Promise<void> {
+    await this.mirror.cache.linkBlob(this.upstreamName, digest);
+    await this.mirror.storage.holders.add(digest, `${this.mirror.upstream.prefix}/${this.upstreamName}`);
   }
 
   /** Tags are listed per requester: another tenant's answer, or what berth cached for it, is not theirs to see. */

@@ -123,6 +123,11 @@ export interface Repository {
 
 export interface Registry {
   route(address: RepositoryAddress): Promise<RepositoryRoute>;
+  /**
+   * Policy names of repositories that linked the blob, newest last: where a mount without
+   * `from` looks. A hint: each must still be opened and asked (Repository.holdsBlob).
+   */
+  repositoriesHolding(digest: Digest): Promise<string[]>;
   /** Hosted repositories in lexical order. */
   catalog(): Promise<string[]>;
 }

@@ -1,3 +1,4 @@
+import type { Digest } from "../reference/digest.js";
 import { RegistryError } from "./errors.js";
 import type { HostedRegistry } from "./hosted-registry.js";
 import { ProxyRepository, type Mirror } from "./proxy.js";
@@ -60,6 +61,10 @@ export class RoutingRegistry implements Registry {
 
   catalog(): Promise<string[]> {
     return this.hosted.catalog();
+  }
+
+  repositoriesHolding(digest: Digest): Promise<string[]> {
+    return this.hosted.repositoriesHolding(digest);
   }
 
   private prefixMirror(name: string): Mirror | undefined {

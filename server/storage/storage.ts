@@ -1,3 +1,4 @@
+import { BlobHolders } from "./blob-holders.js";
 import { BlobStore } from "./blob-store.js";
 import type { StorageDriver } from "./driver.js";
 import { FilesystemDriver } from "./filesystem-driver.js";
@@ -10,11 +11,13 @@ export interface Storage {
   blobs: BlobStore;
   metadata: RepositoryMetadata;
   uploads: UploadStore;
+  /** Which repositories linked each blob: where a mount without `from` looks. */
+  holders: BlobHolders;
 }
 
 export async function openFilesystemStorage(root: string): Promise<Storage> {
   const driver = new FilesystemDriver(root);
   await driver.initialise();
   const blobs = new BlobStore(driver);
-  return { driver, blobs, metadata: new RepositoryMetadata(driver), uploads: new UploadStore(driver, blobs) };
+  return { driver, blobs, metadata: new RepositoryMetadata(driver), uploads: new UploadStore(driver, blobs), holders: new BlobHolders(driver) };
 }

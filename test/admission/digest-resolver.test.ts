@@ -33,6 +33,7 @@ function registryAnswering(answer: (reference: ManifestReference, request: Manif
       };
     },
     catalog: async () => [],
+    repositoriesHolding: async () => [],
   };
 }
 

@@ -24,13 +24,18 @@ const TESTER: Principal = { subject: "tester" };
 describe("mounting a blob from another repository", () => {
   let app: HostedApp;
   const shared = blob("a layer shared between repositories");
+  const secret = blob("a layer only a private repository holds");
 
   before(async () => {
     app = await startHostedApp({ access: new PrivateRepositories() });
     await pushBlob(app, "mount/source", shared);
     // Nobody may push to private/ either (a push needs pull), so its content is placed directly.
-    await app.storage.blobs.ingestBuffer(shared.bytes);
-    await app.storage.metadata.linkBlob("private/source", Digest.parse(shared.digest)!);
+    for (const content of [shared, secret]) {
+      const digest = Digest.parse(content.digest)!;
+      await app.storage.blobs.ingestBuffer(content.bytes);
+      await app.storage.metadata.linkBlob("private/source", digest);
+      await app.storage.holders.add(digest, "private/source");
+    }
   });
   after(() => app.close());
 
@@ -62,10 +67,16 @@ describe("mounting a blob from another repository", () => {
     await app.request().head(`/v2/mount/fallback/blobs/${shared.digest}`).expect(404);
   });
 
-  it("opens an upload session (202) for a mount without from, even for a blob the registry holds", async () => {
-    const res = await mount("mount/no-from", shared.digest).expect(202);
-    assert.match(res.headers.location, /^\/v2\/mount\/no-from\/blobs\/uploads\//);
-    await app.request().head(`/v2/mount/no-from/blobs/${shared.digest}`).expect(404);
+  it("mounts without from (201) from a repository holding the blob that the client may pull", async () => {
+    const res = await mount("mount/no-from", shared.digest).expect(201);
+    assert.equal(res.headers.location, `/v2/mount/no-from/blobs/${shared.digest}`);
+    await app.request().head(`/v2/mount/no-from/blobs/${shared.digest}`).expect(200);
+  });
+
+  it("opens an upload session (202) for a mount without from when only repositories the client may not pull hold the blob", async () => {
+    const res = await mount("mount/no-from-thief", secret.digest).expect(202);
+    assert.match(res.headers.location, /^\/v2\/mount\/no-from-thief\/blobs\/uploads\//);
+    await app.request().head(`/v2/mount/no-from-thief/blobs/${secret.digest}`).expect(404);
   });
 
   it("opens an upload session (202) instead of mounting from a repository the client may not pull", async () => {

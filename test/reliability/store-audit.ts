@@ -4,7 +4,7 @@ import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 
 /** What a storage root holds at its top level; anything else is a stray write. */
-const TOP_LEVEL = new Set(["blobs", "repositories", "mirrors", "uploads", "cache", "auth", "_tmp", "_probe"]);
+const TOP_LEVEL = new Set(["blobs", "repositories", "mirrors", "uploads", "holders", "cache", "auth", "_tmp", "_probe"]);
 const HEX_LENGTH: Record<string, number> = { sha256: 64, sha512: 128 };
 const PART_NAME = /^\d{16}$/;
 const UPLOAD_ID = /^[a-f0-9-]{36}$/;
@@ -50,9 +50,22 @@ export async function auditStore(root: string): Promise<StoreAudit> {
   await auditRepositories(root, join(root, "repositories"), "hosted", audit);
   for (const prefix of await list(join(root, "mirrors"))) await auditRepositories(root, join(root, "mirrors", prefix), "mirror", audit);
   await auditUploads(join(root, "uploads"), audit);
+  await auditHolders(join(root, "holders"), audit);
   const access = await readFile(join(root, "cache", "last-access.json"), "utf8").catch(() => undefined);
   if (access !== undefined && !parses(access)) audit.problems.push("cache/last-access.json is torn");
   return audit;
+}
+
+/** Which repositories linked each blob: a hint for mounts, but never a torn record. */
+async function auditHolders(base: string, audit: StoreAudit): Promise<void> {
+  for (const algorithm of await list(base)) {
+    for (const prefix of await list(join(base, algorithm))) {
+      for (const hex of await list(join(base, algorithm, prefix))) {
+        const text = await readFile(join(base, algorithm, prefix, hex), "utf8").catch(() => undefined);
+        if (text !== undefined && !parses(text)) audit.problems.push(`holders/${algorithm}/${prefix}/${hex} is torn`);
+      }
+    }
+  }
 }
 
 /** The sha256 digest of a byte string, as `sha256:HEX`. */

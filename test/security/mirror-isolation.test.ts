@@ -142,6 +142,16 @@ describe("mirrored content stays with whoever its own upstream let see it", () =
       const stolen = await mount(bob, "bob", from, "team-b/stolen");
       assert.deepEqual(stolen, { status: 202, held: 404, user: "bob" }, `from ${from}`);
     }
+    // Without from, berth looks where the blob was linked: only private/team/app, which bob cannot read.
+    const mountWithoutFrom = async (client: TokenClient, into: string) => {
+      const token = await client.token(`${berth.url}/token`, "berth", [`repository:${into}:pull,push`]);
+      const response = await fetch(`${berth.url}/v2/${into}/blobs/uploads/?mount=${secret.layer}`, { method: "POST", headers: { authorization: `Bearer ${token}` } });
+      await response.arrayBuffer();
+      const head = await fetch(`${berth.url}/v2/${into}/blobs/${secret.layer}`, { method: "HEAD", headers: { authorization: `Bearer ${token}` } });
+      return { status: response.status, held: head.status };
+    };
+    assert.deepEqual(await mountWithoutFrom(bob, "team-b/found"), { status: 202, held: 404 });
+    assert.deepEqual(await mountWithoutFrom(alice, "team-a/found"), { status: 201, held: 200 });
     assert.deepEqual(await mount(alice, "alice", "private/team/app", "team-a/copy"), { status: 201, held: 200, user: "alice" });
   });
 
