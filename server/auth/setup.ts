@@ -3,6 +3,7 @@ import type { BerthConfig } from "../../config/schema.js";
 import { ConfigError } from "../../config/load.js";
 import { OpenAccess, type AccessController } from "./access.js";
 import { Accounts } from "./accounts.js";
+import { BcryptPool } from "./bcrypt-pool.js";
 import { Policy } from "./policy.js";
 import { ServiceAccountTokens } from "./service-accounts.js";
 import { KeyRing } from "./signing-keys.js";
@@ -15,12 +16,14 @@ export interface Auth {
   access: AccessController;
   /** Present in `token` mode: serves /token. */
   tokenService?: TokenService;
+  /** Ends the bcrypt threads. */
+  close(): Promise<void>;
 }
 
 /** Builds auth for `auth.mode`. `now` (ms) is injectable so tests can move time. */
 export async function setUpAuth(config: BerthConfig, now: () => number = Date.now): Promise<Auth> {
   const auth = config.auth;
-  if (auth.mode === "none") return { access: new OpenAccess() };
+  if (auth.mode === "none") return { access: new OpenAccess(), close: async () => {} };
 
   const { token } = auth;
   if (auth.serviceAccounts && auth.serviceAccounts.issuer === token.issuer) {
@@ -44,8 +47,11 @@ export async function setUpAuth(config: BerthConfig, now: () => number = Date.no
   });
   const policy = new Policy(auth.policy);
   const serviceAccounts = auth.serviceAccounts && new ServiceAccountTokens({ ...auth.serviceAccounts, refreshMs: auth.serviceAccounts.jwksRefresh, now });
+  const bcrypt = new BcryptPool({ threads: auth.passwordChecks.threads, queue: auth.passwordChecks.queue });
+  const accounts = await Accounts.open(auth.users, auth.nodes, bcrypt);
   return {
     access: new TokenAccess(tokens, policy, { service: token.service, publicUrl: token.publicUrl }),
-    tokenService: new TokenService({ service: token.service, tokens, keys, accounts: new Accounts(auth.users, auth.nodes), serviceAccounts, policy }),
+    tokenService: new TokenService({ service: token.service, tokens, keys, accounts, serviceAccounts, policy }),
+    close: () => bcrypt.close(),
   };
 }

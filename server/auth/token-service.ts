@@ -1,5 +1,6 @@
 import { ANONYMOUS, type Principal } from "./access.js";
 import type { Accounts } from "./accounts.js";
+import { PasswordChecksBusy } from "./bcrypt-pool.js";
 import type { Policy } from "./policy.js";
 import { formatScope, type ResourceAccess } from "./scope.js";
 import type { ServiceAccountTokens } from "./service-accounts.js";
@@ -26,6 +27,8 @@ export class TokenRequestError extends Error {
     readonly status: number,
     readonly code: "UNAUTHORIZED" | "MISSING_REQUIRED_FIELD" | "UNSUPPORTED_VALUE" | "UNAVAILABLE",
     message: string,
+    /** Sent as `Retry-After` (429, 503). */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
   }
@@ -80,7 +83,13 @@ export class TokenService {
         throw new TokenRequestError(503, "UNAVAILABLE", `cannot read the service-account issuer's keys: ${(err as Error).message}`);
       }
     }
-    const principal = await this.deps.accounts.authenticate(username, password);
+    let principal: Principal | undefined;
+    try {
+      principal = await this.deps.accounts.authenticate(username, password);
+    } catch (err) {
+      if (!(err instanceof PasswordChecksBusy)) throw err;
+      throw new TokenRequestError(503, "UNAVAILABLE", "too many password checks at once; try again shortly", 1);
+    }
     if (!principal) throw unauthorized("invalid username or password");
     return { principal };
   }

@@ -94,6 +94,7 @@ function refuse(req: Request, res: Response, tokens: TokenService, log: Logger, 
   log.info({ method: req.method, status: err.status, reason: err.message }, "token request refused");
   metrics.refused(err.code);
   if (err.status === 401 && req.method === "GET") res.setHeader("WWW-Authenticate", `Basic realm="${tokens.service.replace(/["\\]/g, "\\$&")}"`);
+  if (err.retryAfterSeconds !== undefined) res.setHeader("Retry-After", String(err.retryAfterSeconds));
   sendJson(res, err.status, { errors: [{ code: err.code, message: err.message }] });
 }
 

@@ -37,6 +37,8 @@ describe("auth configuration", () => {
       [{ policy: [{ repositories: ["**"], actions: ["pull"] }] }, /auth\.policy\.0: a rule needs anonymous: true or at least one of subjects, tenants, roles/],
       [{ policy: [{ roles: ["admin"], repositories: ["**"], actions: ["pull"] }] }, /auth\.policy\.0\.roles\.0/],
       [{ policy: [{ anonymous: true, repositories: ["**"], actions: ["write"] }] }, /auth\.policy\.0\.actions\.0/],
+      [{ users: [{ username: "a", passwordHash: HASH.replace(/^\$2(.)\$\d\d\$/, "$$2$1$$03$$") }] }, /auth\.users\.0\.passwordHash: must be a bcrypt hash, cost 04-31/],
+      [{ passwordChecks: { threads: 0 } }, /auth\.passwordChecks\.threads/],
       [{ token: { lifetime: "1500ms" } }, /auth\.token\.lifetime: must be a whole number of seconds/],
       [{ token: { algorithm: "HS256" } }, /auth\.token\.algorithm/],
       [{ serviceAccounts: { issuer: "https://k8s", jwksFile: "/a", jwksUrl: "http://127.0.0.1/jwks" } }, /auth\.serviceAccounts: give exactly one of jwksFile, jwksUrl/],
