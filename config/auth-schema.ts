@@ -1,3 +1,4 @@
+import proxyAddr from "proxy-addr";
 import { z } from "zod";
 import { duration } from "./duration.js";
 
@@ -96,6 +97,40 @@ export const authSchema = z
       .strict()
       .prefault({})
       .describe("How much bcrypt work password logins at /token may cost."),
+    passwordAttempts: z
+      .object({
+        window: duration("1m")
+          .refine(wholeSeconds, "must be a whole number of seconds, at least 1s")
+          .describe("The period the budgets below count failed password attempts over."),
+        perClient: z
+          .number()
+          .int()
+          .min(1)
+          .default(10)
+          .describe("Failed password attempts (and those in flight) one client may make per window; more are answered 429 TOOMANYREQUESTS with Retry-After."),
+        perAccount: z
+          .number()
+          .int()
+          .min(1)
+          .default(30)
+          .describe("Failed password attempts per username per window, from clients that have not logged in as it in the last 7 days."),
+        trustedProxies: z
+          .array(
+            z.string().refine((entry) => {
+              try {
+                proxyAddr.compile(entry);
+                return true;
+              } catch {
+                return false;
+              }
+            }, "must be an IP address, a CIDR (10.0.0.0/8) or loopback, linklocal, uniquelocal"),
+          )
+          .default([])
+          .describe("Reverse proxies whose X-Forwarded-For names the client; without them a client is its connection's address."),
+      })
+      .strict()
+      .prefault({})
+      .describe("Budgets of failed password attempts at /token."),
     users: z.array(accountSchema).default([]).describe("People and CI: static accounts with bcrypt passwords."),
     nodes: z.array(accountSchema).default([]).describe("Node credentials used by the kubelet plugin and the docker helper (role node)."),
     serviceAccounts: z

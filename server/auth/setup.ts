@@ -1,9 +1,11 @@
 import { join } from "node:path";
+import { RateLimiterMemory } from "rate-limiter-flexible";
 import type { BerthConfig } from "../../config/schema.js";
 import { ConfigError } from "../../config/load.js";
 import { OpenAccess, type AccessController } from "./access.js";
 import { Accounts } from "./accounts.js";
 import { BcryptPool } from "./bcrypt-pool.js";
+import { PasswordAttempts } from "./password-attempts.js";
 import { Policy } from "./policy.js";
 import { ServiceAccountTokens } from "./service-accounts.js";
 import { KeyRing } from "./signing-keys.js";
@@ -19,6 +21,9 @@ export interface Auth {
   /** Ends the bcrypt threads. */
   close(): Promise<void>;
 }
+
+/** A client that logged in as an account is exempt from that account's attempt budget this long. */
+const PROVEN_CLIENT_SECONDS = 7 * 24 * 3600;
 
 /** Builds auth for `auth.mode`. `now` (ms) is injectable so tests can move time. */
 export async function setUpAuth(config: BerthConfig, now: () => number = Date.now): Promise<Auth> {
@@ -49,9 +54,18 @@ export async function setUpAuth(config: BerthConfig, now: () => number = Date.no
   const serviceAccounts = auth.serviceAccounts && new ServiceAccountTokens({ ...auth.serviceAccounts, refreshMs: auth.serviceAccounts.jwksRefresh, now });
   const bcrypt = new BcryptPool({ threads: auth.passwordChecks.threads, queue: auth.passwordChecks.queue });
   const accounts = await Accounts.open(auth.users, auth.nodes, bcrypt);
+  const { window, perClient, perAccount, trustedProxies } = auth.passwordAttempts;
+  const passwordAttempts = new PasswordAttempts(
+    {
+      byClient: new RateLimiterMemory({ keyPrefix: "client", points: perClient, duration: window / 1000 }),
+      byAccount: new RateLimiterMemory({ keyPrefix: "account", points: perAccount, duration: window / 1000 }),
+      proven: new RateLimiterMemory({ keyPrefix: "proven", points: 1, duration: PROVEN_CLIENT_SECONDS }),
+    },
+    { trustedProxies, provenForSeconds: PROVEN_CLIENT_SECONDS },
+  );
   return {
     access: new TokenAccess(tokens, policy, { service: token.service, publicUrl: token.publicUrl }),
-    tokenService: new TokenService({ service: token.service, tokens, keys, accounts, serviceAccounts, policy }),
+    tokenService: new TokenService({ service: token.service, tokens, keys, accounts, passwordAttempts, serviceAccounts, policy }),
     close: () => bcrypt.close(),
   };
 }

@@ -1,6 +1,8 @@
+import type { IncomingMessage } from "node:http";
 import { ANONYMOUS, type Principal } from "./access.js";
 import type { Accounts } from "./accounts.js";
 import { PasswordChecksBusy } from "./bcrypt-pool.js";
+import { TooManyPasswordAttempts, type PasswordAttempt, type PasswordAttempts } from "./password-attempts.js";
 import type { Policy } from "./policy.js";
 import { formatScope, type ResourceAccess } from "./scope.js";
 import type { ServiceAccountTokens } from "./service-accounts.js";
@@ -25,7 +27,7 @@ export interface TokenResponse {
 export class TokenRequestError extends Error {
   constructor(
     readonly status: number,
-    readonly code: "UNAUTHORIZED" | "MISSING_REQUIRED_FIELD" | "UNSUPPORTED_VALUE" | "UNAVAILABLE",
+    readonly code: "UNAUTHORIZED" | "MISSING_REQUIRED_FIELD" | "UNSUPPORTED_VALUE" | "UNAVAILABLE" | "TOOMANYREQUESTS",
     message: string,
     /** Sent as `Retry-After` (429, 503). */
     readonly retryAfterSeconds?: number,
@@ -48,6 +50,7 @@ export interface TokenServiceDependencies {
   tokens: BerthTokens;
   keys: KeyRing;
   accounts: Accounts;
+  passwordAttempts: PasswordAttempts;
   serviceAccounts?: ServiceAccountTokens;
   policy: Policy;
 }
@@ -70,9 +73,10 @@ export class TokenService {
   /**
    * Authenticates a username/password pair. The password may be an account's password, a berth
    * refresh token (what the kubelet plugin and docker helper hand out) or a Kubernetes
-   * service-account token; for the two tokens the username is informational.
+   * service-account token; for the two tokens the username is informational. Only an account
+   * password costs bcrypt, so only those attempts are charged to the request's client.
    */
-  async authenticatePassword(username: string, password: string): Promise<Authenticated> {
+  async authenticatePassword(request: IncomingMessage, username: string, password: string): Promise<Authenticated> {
     if (this.deps.tokens.isBerthToken(password)) return this.authenticateRefreshToken(password);
     if (this.deps.serviceAccounts?.isServiceAccountToken(password)) {
       try {
@@ -83,14 +87,23 @@ export class TokenService {
         throw new TokenRequestError(503, "UNAVAILABLE", `cannot read the service-account issuer's keys: ${(err as Error).message}`);
       }
     }
+    let attempt: PasswordAttempt;
+    try {
+      attempt = await this.deps.passwordAttempts.begin(this.deps.passwordAttempts.clientOf(request), username);
+    } catch (err) {
+      if (err instanceof TooManyPasswordAttempts) throw new TokenRequestError(429, "TOOMANYREQUESTS", err.message, err.retryAfterSeconds);
+      throw err;
+    }
     let principal: Principal | undefined;
     try {
       principal = await this.deps.accounts.authenticate(username, password);
     } catch (err) {
       if (!(err instanceof PasswordChecksBusy)) throw err;
+      await attempt.abandoned();
       throw new TokenRequestError(503, "UNAVAILABLE", "too many password checks at once; try again shortly", 1);
     }
     if (!principal) throw unauthorized("invalid username or password");
+    await attempt.succeeded();
     return { principal };
   }
 

@@ -80,6 +80,7 @@ describe("password checks", () => {
     const berth = await startTokenBerth({
       users: [{ username: "ci", passwordHash: bcrypt.hashSync("ci-secret", 12) }],
       passwordChecks: { threads: 1, queue: 1 },
+      passwordAttempts: { perClient: 100 },
     });
     t.after(() => berth.close());
     const attempts = await Promise.all(Array.from({ length: 6 }, () => berth.request().get("/token?service=berth").auth("ci", "wrong")));
