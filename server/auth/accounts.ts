@@ -13,8 +13,17 @@ export interface PasswordHasher {
   hash(password: string, cost: number): Promise<string>;
 }
 
-interface Account {
+/** An account as configured now, with a fingerprint of what a refresh token issued to it must still match. */
+export interface CurrentAccount {
   principal: Principal;
+  /**
+   * Truncated SHA-256 of the password hash, tenant and role (never the hash itself, which a
+   * token's holder could read): changes when any of them does.
+   */
+  state: string;
+}
+
+interface Account extends CurrentAccount {
   passwordHash: string;
 }
 
@@ -42,7 +51,11 @@ export class Accounts {
     const byName = new Map<string, Account>();
     const add = (config: AccountConfig, role: PrincipalRole) => {
       const principal: Principal = { subject: config.username, role, ...(config.tenant ? { tenant: config.tenant } : {}) };
-      byName.set(config.username, { principal, passwordHash: config.passwordHash });
+      const state = createHash("sha256")
+        .update(JSON.stringify(["berth account state", config.passwordHash, config.tenant ?? null, role]))
+        .digest("base64url")
+        .slice(0, 22);
+      byName.set(config.username, { principal, state, passwordHash: config.passwordHash });
     };
     for (const user of users) add(user, "user");
     for (const node of nodes) add(node, "node");
@@ -56,16 +69,17 @@ export class Accounts {
     return new Accounts(byName, hasher, costs.map((cost) => dummies.get(cost)!), key);
   }
 
-  /** The account's principal when the password matches its hash; undefined otherwise. */
-  async authenticate(username: string, password: string): Promise<Principal | undefined> {
+  /** The account when the password matches its hash; undefined otherwise. */
+  async authenticate(username: string, password: string): Promise<CurrentAccount | undefined> {
     const account = this.byName.get(username);
     const matches = await this.hasher.compare(password, account?.passwordHash ?? this.unknownUserHash(username));
-    return matches && account ? account.principal : undefined;
+    return matches && account ? { principal: account.principal, state: account.state } : undefined;
   }
 
-  /** Whether a subject is still a configured account (a refresh token outlives no account). */
-  has(subject: string): boolean {
-    return this.byName.has(subject);
+  /** The account as configured now; undefined once it is removed (a refresh token outlives no account). */
+  current(subject: string): CurrentAccount | undefined {
+    const account = this.byName.get(subject);
+    return account && { principal: account.principal, state: account.state };
   }
 
   /**

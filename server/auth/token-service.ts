@@ -1,6 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import { ANONYMOUS, type Principal } from "./access.js";
-import type { Accounts } from "./accounts.js";
+import type { Accounts, CurrentAccount } from "./accounts.js";
 import { PasswordChecksBusy } from "./bcrypt-pool.js";
 import { TooManyPasswordAttempts, type PasswordAttempt, type PasswordAttempts } from "./password-attempts.js";
 import type { Policy } from "./policy.js";
@@ -43,6 +43,8 @@ export interface Authenticated {
   notAfter?: number;
   /** Set when the proof was a refresh token: offline requests get the same one back. */
   refreshToken?: VerifiedRefreshToken;
+  /** A static account's state (Accounts.current): a refresh token issued on this proof dies when it changes. */
+  accountState?: string;
 }
 
 export interface TokenServiceDependencies {
@@ -94,17 +96,17 @@ export class TokenService {
       if (err instanceof TooManyPasswordAttempts) throw new TokenRequestError(429, "TOOMANYREQUESTS", err.message, err.retryAfterSeconds);
       throw err;
     }
-    let principal: Principal | undefined;
+    let account: CurrentAccount | undefined;
     try {
-      principal = await this.deps.accounts.authenticate(username, password);
+      account = await this.deps.accounts.authenticate(username, password);
     } catch (err) {
       if (!(err instanceof PasswordChecksBusy)) throw err;
       await attempt.abandoned();
       throw new TokenRequestError(503, "UNAVAILABLE", "too many password checks at once; try again shortly", 1);
     }
-    if (!principal) throw unauthorized("invalid username or password");
+    if (!account) throw unauthorized("invalid username or password");
     await attempt.succeeded();
-    return { principal };
+    return { principal: account.principal, accountState: account.state };
   }
 
   async authenticateRefreshToken(token: string): Promise<Authenticated> {
@@ -115,9 +117,12 @@ export class TokenService {
       if (err instanceof TokenRejected) throw unauthorized(`invalid refresh token: ${err.message}`);
       throw err;
     }
-    const { principal } = verified;
-    if (principal.role !== "serviceaccount" && !this.deps.accounts.has(principal.subject)) throw unauthorized(`account ${principal.subject} no longer exists`);
-    return { principal, notAfter: verified.expiresAt, refreshToken: verified };
+    if (verified.principal.role === "serviceaccount") return { principal: verified.principal, notAfter: verified.expiresAt, refreshToken: verified };
+    const account = this.deps.accounts.current(verified.principal.subject);
+    if (!account) throw unauthorized(`account ${verified.principal.subject} no longer exists`);
+    if (verified.accountState !== account.state) throw unauthorized("the account's password, tenant or role changed since this refresh token was issued");
+    // The account as configured now, not as the token remembers it.
+    return { principal: account.principal, notAfter: verified.expiresAt, refreshToken: verified, accountState: account.state };
   }
 
   /** Issues an access token for what was asked and is allowed; anonymous when `who` is undefined. */
@@ -133,7 +138,7 @@ export class TokenService {
       scope: granted.map(formatScope).join(" "),
     };
     if (offline && who) {
-      const refresh = who.refreshToken ?? (await this.deps.tokens.issueRefresh(principal, who.notAfter));
+      const refresh = who.refreshToken ?? (await this.deps.tokens.issueRefresh(principal, who.notAfter, who.accountState));
       response.refresh_token = refresh.token;
       response.refresh_expires_in = Math.max(0, refresh.expiresAt - access.issuedAt);
     }

@@ -28,7 +28,7 @@ describe("password checks", () => {
     const accounts = await Accounts.open([{ username: "alice", passwordHash: htpasswdHash }], [account("node-1", bcryptCost(htpasswdHash))], hasher);
     assert.equal(await accounts.authenticate("nobody", "secret"), undefined);
     assert.equal(await accounts.authenticate("alice", "wrong"), undefined);
-    assert.equal((await accounts.authenticate("alice", "secret"))?.subject, "alice");
+    assert.equal((await accounts.authenticate("alice", "secret"))?.principal.subject, "alice");
     const [unknown, wrong, right] = hasher.compared;
     assert.equal(bcryptCost(unknown), bcryptCost(htpasswdHash), `an unknown user costs what htpasswd -B's cost ${bcryptCost(htpasswdHash)} does`);
     assert.notEqual(unknown, htpasswdHash);
