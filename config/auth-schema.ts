@@ -107,7 +107,7 @@ export const authSchema = z
           .int()
           .min(1)
           .default(10)
-          .describe("Failed password attempts (and those in flight) one client may make per window; more are answered 429 TOOMANYREQUESTS with Retry-After."),
+          .describe("Failed password attempts one client may make per window; then its password attempts are answered 429 TOOMANYREQUESTS with Retry-After."),
         perAccount: z
           .number()
           .int()

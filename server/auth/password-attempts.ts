@@ -1,7 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import ipaddr from "ipaddr.js";
 import proxyAddr from "proxy-addr";
-import { RateLimiterRes, type RateLimiterAbstract } from "rate-limiter-flexible";
+import type { RateLimiterAbstract } from "rate-limiter-flexible";
 
 /** Too many failed password attempts from a client, or for an account: refused before any bcrypt work. */
 export class TooManyPasswordAttempts extends Error {
@@ -18,7 +18,7 @@ export class TooManyPasswordAttempts extends Error {
  * store (RateLimiterRedis) when replicas must share the budgets.
  */
 export interface PasswordAttemptStores {
-  /** Failed (and in-flight) password attempts per client; `points` = the per-client budget. */
+  /** Failed password attempts per client; `points` = the per-client budget. */
   byClient: RateLimiterAbstract;
   /** The same per username, from clients not proven for it; `points` = the per-account budget. */
   byAccount: RateLimiterAbstract;
@@ -33,19 +33,20 @@ export interface PasswordAttemptOptions {
   provenForSeconds: number;
 }
 
-/** One password check under way: a success gives its attempt back; a failure keeps it counted. */
+/** One password check allowed to run: its outcome is recorded once known. */
 export interface PasswordAttempt {
   succeeded(): Promise<void>;
-  /** The check was never made (no bcrypt thread was free): the attempt is given back. */
-  abandoned(): Promise<void>;
+  failed(): Promise<void>;
 }
 
 /**
- * Budgets of password attempts, charged before bcrypt runs and given back when the password was
- * right. Per client, so one address cannot guess much; per account, so many addresses cannot
- * guess one account's password much either. A client that logged in as the account lately is
- * exempt from the account's budget: an attacker spending it cannot lock that account's real
- * users out. Unknown usernames are counted exactly like accounts, so the budgets reveal nothing.
+ * Budgets of failed password attempts, checked before bcrypt runs. Per client, so one address
+ * cannot guess much; per account, so many addresses cannot guess one account's password much
+ * either. Only failures are charged: a client logging in with the right password, however often
+ * or concurrently, is never refused for it (concurrency is BcryptPool's to bound). A client that
+ * logged in as the account lately is exempt from the account's budget: an attacker spending it
+ * cannot lock that account's real users out. Unknown usernames are counted exactly like
+ * accounts, so the budgets reveal nothing.
  */
 export class PasswordAttempts {
   private readonly trust: (address: string, hop: number) => boolean;
@@ -74,32 +75,27 @@ export class PasswordAttempts {
       .join(":")}::/64`;
   }
 
-  /** Charges an attempt to the client (and to the account, unless the client is proven for it); throws when a budget is spent. */
+  /** Lets an attempt run when neither the client's nor (unless the client is proven for it) the account's budget is spent. */
   async begin(client: string, username: string): Promise<PasswordAttempt> {
-    await charge(this.stores.byClient, client, "from this client");
-    const accountKey = JSON.stringify([username, client]);
-    const proven = ((await this.stores.proven.get(accountKey))?.consumedPoints ?? 0) > 0;
-    if (!proven) await charge(this.stores.byAccount, username, "for this account");
-    const giveBack = async () => {
-      await this.stores.byClient.reward(client, 1);
-      if (!proven) await this.stores.byAccount.reward(username, 1);
-    };
+    await refuseWhenSpent(this.stores.byClient, client, "from this client");
+    const provenKey = JSON.stringify([username, client]);
+    const proven = ((await this.stores.proven.get(provenKey))?.consumedPoints ?? 0) > 0;
+    if (!proven) await refuseWhenSpent(this.stores.byAccount, username, "for this account");
     return {
       succeeded: async () => {
-        await giveBack();
-        await this.stores.proven.set(accountKey, 1, this.options.provenForSeconds);
+        await this.stores.proven.set(provenKey, 1, this.options.provenForSeconds);
       },
-      abandoned: giveBack,
+      failed: async () => {
+        await this.stores.byClient.penalty(client, 1);
+        if (!proven) await this.stores.byAccount.penalty(username, 1);
+      },
     };
   }
 }
 
-async function charge(store: RateLimiterAbstract, key: string, whose: string): Promise<void> {
-  try {
-    await store.consume(key, 1);
-  } catch (err) {
-    if (!(err instanceof RateLimiterRes)) throw err;
-    const retryAfterSeconds = Math.max(1, Math.ceil(err.msBeforeNext / 1000));
-    throw new TooManyPasswordAttempts(retryAfterSeconds, `too many failed password attempts ${whose}; try again in ${retryAfterSeconds} s`);
-  }
+async function refuseWhenSpent(store: RateLimiterAbstract, key: string, whose: string): Promise<void> {
+  const spent = await store.get(key);
+  if (spent === null || spent.consumedPoints < store.points || spent.msBeforeNext <= 0) return;
+  const retryAfterSeconds = Math.max(1, Math.ceil(spent.msBeforeNext / 1000));
+  throw new TooManyPasswordAttempts(retryAfterSeconds, `too many failed password attempts ${whose}; try again in ${retryAfterSeconds} s`);
 }

@@ -76,7 +76,7 @@ export class TokenService {
    * Authenticates a username/password pair. The password may be an account's password, a berth
    * refresh token (what the kubelet plugin and docker helper hand out) or a Kubernetes
    * service-account token; for the two tokens the username is informational. Only an account
-   * password costs bcrypt, so only those attempts are charged to the request's client.
+   * password costs bcrypt, so only those attempts count against the password attempt budgets.
    */
   async authenticatePassword(request: IncomingMessage, username: string, password: string): Promise<Authenticated> {
     if (this.deps.tokens.isBerthToken(password)) return this.authenticateRefreshToken(password);
@@ -101,10 +101,12 @@ export class TokenService {
       account = await this.deps.accounts.authenticate(username, password);
     } catch (err) {
       if (!(err instanceof PasswordChecksBusy)) throw err;
-      await attempt.abandoned();
       throw new TokenRequestError(503, "UNAVAILABLE", "too many password checks at once; try again shortly", 1);
     }
-    if (!account) throw unauthorized("invalid username or password");
+    if (!account) {
+      await attempt.failed();
+      throw unauthorized("invalid username or password");
+    }
     await attempt.succeeded();
     return { principal: account.principal, accountState: account.state };
   }
