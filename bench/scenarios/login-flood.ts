@@ -8,8 +8,9 @@ import { QuietBerth } from "../quiet-berth.js";
 import { ratio } from "../report.js";
 import type { Scenario } from "../scenario.js";
 
-/** Requests sent at once, and how often a burst starts (or once the last one is answered, if later). */
+/** Requests sent at once. */
 const BURST = 200;
+/** How often a burst starts, or once the last one is answered if that takes longer. */
 const BURST_PERIOD_MS = 1000;
 const USER = { username: "ci", password: "bench-secret" };
 const MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json";
