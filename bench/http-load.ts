@@ -9,6 +9,8 @@ export interface LoadOptions {
   durationSeconds: number;
   /** Where the load generator's script or percentile file goes. */
   scratchDir: string;
+  /** wrk only: a request taking longer counts as a timeout, not as a latency (wrk's default: 2 s). */
+  timeoutSeconds?: number;
 }
 
 /** What one run of a load generator measured. */
@@ -35,7 +37,9 @@ async function runWrk(url: string, options: LoadOptions): Promise<LoadResult> {
   const script = join(options.scratchDir, `wrk-${unique()}.lua`);
   const lines = [`wrk.method = ${JSON.stringify(options.method)}`, ...Object.entries(options.headers).map(([name, value]) => `wrk.headers[${JSON.stringify(name)}] = ${JSON.stringify(value)}`)];
   await writeFile(script, `${lines.join("\n")}\n`);
-  const args = ["-t", "2", "-c", String(options.connections), "-d", `${options.durationSeconds}s`, "--latency", "-s", script, url];
+  const threads = Math.min(2, options.connections);
+  const args = ["-t", String(threads), "-c", String(options.connections), "-d", `${options.durationSeconds}s`, "--latency", "-s", script, url];
+  if (options.timeoutSeconds !== undefined) args.push("--timeout", `${options.timeoutSeconds}s`);
   const { stdout } = await runCommand("wrk", args, { timeoutMs: (options.durationSeconds + 60) * 1000 });
   return parseWrkOutput(stdout);
 }

@@ -5,8 +5,8 @@ import { makeTempDir, type TempDir } from "../test/support/temp-dir.js";
 import { freeLoopbackPort } from "./free-port.js";
 import { ServerProcess } from "./server-process.js";
 
-/** The compiled CLI; this module runs from dist/bench/. */
-const BERTH_MAIN = resolve(__dirname, "../server/main.js");
+/** The compiled CLI; this module runs from dist/bench/. `BENCH_BERTH_MAIN` measures another build instead (before/after a change). */
+const BERTH_MAIN = process.env.BENCH_BERTH_MAIN ?? resolve(__dirname, "../server/main.js");
 
 /** Where berth serves the mirrored origin: `/v2/origin/REPO/...`. */
 export const MIRROR_PREFIX = "origin";
@@ -25,8 +25,8 @@ export class QuietBerth {
     readonly storageDir: string,
   ) {}
 
-  /** berth with an empty store, mirroring `origin` under the prefix `origin` when given. */
-  static async start(origin?: { host: string; url: string }): Promise<QuietBerth> {
+  /** berth with an empty store, mirroring `origin` under the prefix `origin` when given; `settings` adds config keys (e.g. `auth`). */
+  static async start(origin?: { host: string; url: string }, settings: Record<string, unknown> = {}): Promise<QuietBerth> {
     const dir = await makeTempDir("bench-berth");
     try {
       const configPath = join(dir.path, "berth.yml");
@@ -34,7 +34,7 @@ export class QuietBerth {
       await mkdir(storageDir);
       await writeFile(
         configPath,
-        toYaml({ log: { level: "warn" }, upstreams: origin ? [{ host: origin.host, url: origin.url, prefix: MIRROR_PREFIX }] : [] }),
+        toYaml({ log: { level: "warn" }, upstreams: origin ? [{ host: origin.host, url: origin.url, prefix: MIRROR_PREFIX }] : [], ...settings }),
       );
       const url = `http://127.0.0.1:${await freeLoopbackPort()}`;
       const server = await ServerProcess.start({

@@ -5,10 +5,11 @@ import { markdownTable, memoryTable, targetsTable } from "./report.js";
 import { FULL_SIZES, QUICK_SIZES, type MemoryReading, type Scenario, type Table, type TargetCheck } from "./scenario.js";
 import { coldPull } from "./scenarios/cold-pull.js";
 import { herd } from "./scenarios/herd.js";
+import { loginFlood } from "./scenarios/login-flood.js";
 import { manifests } from "./scenarios/manifests.js";
 import { warmBlob } from "./scenarios/warm-blob.js";
 
-const SCENARIOS: Scenario[] = [warmBlob, coldPull, herd, manifests];
+const SCENARIOS: Scenario[] = [warmBlob, coldPull, herd, manifests, loginFlood];
 /** Names that select several scenarios: memory is read during the warm 16-client read and the herd. */
 const GROUPS: Record<string, string[]> = { memory: ["warm-blob", "herd"] };
 

@@ -1,3 +1,4 @@
+import proxyAddr from "proxy-addr";
 import { z } from "zod";
 import { duration } from "./duration.js";
 
@@ -20,7 +21,7 @@ const accountSchema = z
       .describe("Login name; becomes the token subject (`sub`)."),
     passwordHash: z
       .string()
-      .regex(/^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$/, "must be a bcrypt hash (htpasswd -nbB USER PASSWORD | cut -d: -f2)")
+      .regex(/^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$/, "must be a bcrypt hash, cost 04-31 (htpasswd -nbB USER PASSWORD | cut -d: -f2)")
       .describe("bcrypt hash of the password, as `htpasswd -B` writes it."),
     tenant: tenantName.optional().describe("Tenant the account acts for (policy rules can select it)."),
   })
@@ -77,6 +78,59 @@ export const authSchema = z
       })
       .strict()
       .prefault({}),
+    passwordChecks: z
+      .object({
+        threads: z
+          .number()
+          .int()
+          .min(1)
+          .max(64)
+          .default(1)
+          .describe("bcrypt checks running at once, each on a worker thread of its own: the event loop that serves pulls never runs one."),
+        queue: z
+          .number()
+          .int()
+          .min(0)
+          .default(16)
+          .describe("Password checks waiting for a thread; one more is answered 503 UNAVAILABLE with Retry-After at once."),
+      })
+      .strict()
+      .prefault({})
+      .describe("How much bcrypt work password logins at /token may cost."),
+    passwordAttempts: z
+      .object({
+        window: duration("1m")
+          .refine(wholeSeconds, "must be a whole number of seconds, at least 1s")
+          .describe("The period the budgets below count failed password attempts over."),
+        perClient: z
+          .number()
+          .int()
+          .min(1)
+          .default(10)
+          .describe("Failed password attempts one client may make per window; then its password attempts are answered 429 TOOMANYREQUESTS with Retry-After."),
+        perAccount: z
+          .number()
+          .int()
+          .min(1)
+          .default(30)
+          .describe("Failed password attempts per username per window, from clients that have not logged in as it in the last 7 days."),
+        trustedProxies: z
+          .array(
+            z.string().refine((entry) => {
+              try {
+                proxyAddr.compile(entry);
+                return true;
+              } catch {
+                return false;
+              }
+            }, "must be an IP address, a CIDR (10.0.0.0/8) or loopback, linklocal, uniquelocal"),
+          )
+          .default([])
+          .describe("Reverse proxies whose X-Forwarded-For names the client; without them a client is its connection's address."),
+      })
+      .strict()
+      .prefault({})
+      .describe("Budgets of failed password attempts at /token."),
     users: z.array(accountSchema).default([]).describe("People and CI: static accounts with bcrypt passwords."),
     nodes: z.array(accountSchema).default([]).describe("Node credentials used by the kubelet plugin and the docker helper (role node)."),
     serviceAccounts: z

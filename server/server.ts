@@ -141,6 +141,7 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
       await fills.settled();
       await Promise.all(mirrors.map((m) => m.client.close()));
       for (const mirror of mirrors) mirror.tagLists.close();
+      await auth.close();
       await admissionClosed;
       await storage.blobs.usage.save().catch((err: unknown) => log.warn({ err }, "could not save blob access times"));
     },

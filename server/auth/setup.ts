@@ -1,8 +1,11 @@
 import { join } from "node:path";
+import { RateLimiterMemory } from "rate-limiter-flexible";
 import type { BerthConfig } from "../../config/schema.js";
 import { ConfigError } from "../../config/load.js";
 import { OpenAccess, type AccessController } from "./access.js";
 import { Accounts } from "./accounts.js";
+import { BcryptPool } from "./bcrypt-pool.js";
+import { PasswordAttempts } from "./password-attempts.js";
 import { Policy, type PolicyNames } from "./policy.js";
 import { ServiceAccountTokens } from "./service-accounts.js";
 import { KeyRing } from "./signing-keys.js";
@@ -15,7 +18,12 @@ export interface Auth {
   access: AccessController;
   /** Present in `token` mode: serves /token. */
   tokenService?: TokenService;
+  /** Ends the bcrypt threads. */
+  close(): Promise<void>;
 }
+
+/** A client that logged in as an account is exempt from that account's attempt budget this long. */
+const PROVEN_CLIENT_SECONDS = 7 * 24 * 3600;
 
 /**
  * Builds auth for `auth.mode`. `now` (ms) is injectable so tests can move time; `policyNames`
@@ -23,7 +31,7 @@ export interface Auth {
  */
 export async function setUpAuth(config: BerthConfig, now: () => number = Date.now, policyNames?: PolicyNames): Promise<Auth> {
   const auth = config.auth;
-  if (auth.mode === "none") return { access: new OpenAccess() };
+  if (auth.mode === "none") return { access: new OpenAccess(), close: async () => {} };
 
   const { token } = auth;
   if (auth.serviceAccounts && auth.serviceAccounts.issuer === token.issuer) {
@@ -47,8 +55,20 @@ export async function setUpAuth(config: BerthConfig, now: () => number = Date.no
   });
   const policy = new Policy(auth.policy, policyNames);
   const serviceAccounts = auth.serviceAccounts && new ServiceAccountTokens({ ...auth.serviceAccounts, refreshMs: auth.serviceAccounts.jwksRefresh, now });
+  const bcrypt = new BcryptPool({ threads: auth.passwordChecks.threads, queue: auth.passwordChecks.queue });
+  const accounts = await Accounts.open(auth.users, auth.nodes, bcrypt);
+  const { window, perClient, perAccount, trustedProxies } = auth.passwordAttempts;
+  const passwordAttempts = new PasswordAttempts(
+    {
+      byClient: new RateLimiterMemory({ keyPrefix: "client", points: perClient, duration: window / 1000 }),
+      byAccount: new RateLimiterMemory({ keyPrefix: "account", points: perAccount, duration: window / 1000 }),
+      proven: new RateLimiterMemory({ keyPrefix: "proven", points: 1, duration: PROVEN_CLIENT_SECONDS }),
+    },
+    { trustedProxies, provenForSeconds: PROVEN_CLIENT_SECONDS },
+  );
   return {
     access: new TokenAccess(tokens, policy, { service: token.service, publicUrl: token.publicUrl }),
-    tokenService: new TokenService({ service: token.service, tokens, keys, accounts: new Accounts(auth.users, auth.nodes), serviceAccounts, policy }),
+    tokenService: new TokenService({ service: token.service, tokens, keys, accounts, passwordAttempts, serviceAccounts, policy }),
+    close: () => bcrypt.close(),
   };
 }

@@ -1,5 +1,8 @@
+import type { IncomingMessage } from "node:http";
 import { ANONYMOUS, type Principal } from "./access.js";
-import type { Accounts } from "./accounts.js";
+import type { Accounts, CurrentAccount } from "./accounts.js";
+import { PasswordChecksBusy } from "./bcrypt-pool.js";
+import { TooManyPasswordAttempts, type PasswordAttempt, type PasswordAttempts } from "./password-attempts.js";
 import type { Policy } from "./policy.js";
 import { formatScope, type ResourceAccess } from "./scope.js";
 import type { ServiceAccountTokens } from "./service-accounts.js";
@@ -24,8 +27,10 @@ export interface TokenResponse {
 export class TokenRequestError extends Error {
   constructor(
     readonly status: number,
-    readonly code: "UNAUTHORIZED" | "MISSING_REQUIRED_FIELD" | "UNSUPPORTED_VALUE" | "UNAVAILABLE",
+    readonly code: "UNAUTHORIZED" | "MISSING_REQUIRED_FIELD" | "UNSUPPORTED_VALUE" | "UNAVAILABLE" | "TOOMANYREQUESTS",
     message: string,
+    /** Sent as `Retry-After` (429, 503). */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
   }
@@ -38,6 +43,8 @@ export interface Authenticated {
   notAfter?: number;
   /** Set when the proof was a refresh token: offline requests get the same one back. */
   refreshToken?: VerifiedRefreshToken;
+  /** A static account's state (Accounts.current): a refresh token issued on this proof dies when it changes. */
+  accountState?: string;
 }
 
 export interface TokenServiceDependencies {
@@ -45,6 +52,7 @@ export interface TokenServiceDependencies {
   tokens: BerthTokens;
   keys: KeyRing;
   accounts: Accounts;
+  passwordAttempts: PasswordAttempts;
   serviceAccounts?: ServiceAccountTokens;
   policy: Policy;
 }
@@ -67,9 +75,10 @@ export class TokenService {
   /**
    * Authenticates a username/password pair. The password may be an account's password, a berth
    * refresh token (what the kubelet plugin and docker helper hand out) or a Kubernetes
-   * service-account token; for the two tokens the username is informational.
+   * service-account token; for the two tokens the username is informational. Only an account
+   * password costs bcrypt, so only those attempts count against the password attempt budgets.
    */
-  async authenticatePassword(username: string, password: string): Promise<Authenticated> {
+  async authenticatePassword(request: IncomingMessage, username: string, password: string): Promise<Authenticated> {
     if (this.deps.tokens.isBerthToken(password)) return this.authenticateRefreshToken(password);
     if (this.deps.serviceAccounts?.isServiceAccountToken(password)) {
       try {
@@ -80,9 +89,26 @@ export class TokenService {
         throw new TokenRequestError(503, "UNAVAILABLE", `cannot read the service-account issuer's keys: ${(err as Error).message}`);
       }
     }
-    const principal = await this.deps.accounts.authenticate(username, password);
-    if (!principal) throw unauthorized("invalid username or password");
-    return { principal };
+    let attempt: PasswordAttempt;
+    try {
+      attempt = await this.deps.passwordAttempts.begin(this.deps.passwordAttempts.clientOf(request), username);
+    } catch (err) {
+      if (err instanceof TooManyPasswordAttempts) throw new TokenRequestError(429, "TOOMANYREQUESTS", err.message, err.retryAfterSeconds);
+      throw err;
+    }
+    let account: CurrentAccount | undefined;
+    try {
+      account = await this.deps.accounts.authenticate(username, password);
+    } catch (err) {
+      if (!(err instanceof PasswordChecksBusy)) throw err;
+      throw new TokenRequestError(503, "UNAVAILABLE", "too many password checks at once; try again shortly", 1);
+    }
+    if (!account) {
+      await attempt.failed();
+      throw unauthorized("invalid username or password");
+    }
+    await attempt.succeeded();
+    return { principal: account.principal, accountState: account.state };
   }
 
   async authenticateRefreshToken(token: string): Promise<Authenticated> {
@@ -93,9 +119,12 @@ export class TokenService {
       if (err instanceof TokenRejected) throw unauthorized(`invalid refresh token: ${err.message}`);
       throw err;
     }
-    const { principal } = verified;
-    if (principal.role !== "serviceaccount" && !this.deps.accounts.has(principal.subject)) throw unauthorized(`account ${principal.subject} no longer exists`);
-    return { principal, notAfter: verified.expiresAt, refreshToken: verified };
+    if (verified.principal.role === "serviceaccount") return { principal: verified.principal, notAfter: verified.expiresAt, refreshToken: verified };
+    const account = this.deps.accounts.current(verified.principal.subject);
+    if (!account) throw unauthorized(`account ${verified.principal.subject} no longer exists`);
+    if (verified.accountState !== account.state) throw unauthorized("the account's password, tenant or role changed since this refresh token was issued");
+    // The account as configured now, not as the token remembers it.
+    return { principal: account.principal, notAfter: verified.expiresAt, refreshToken: verified, accountState: account.state };
   }
 
   /** Issues an access token for what was asked and is allowed; anonymous when `who` is undefined. */
@@ -111,7 +140,7 @@ export class TokenService {
       scope: granted.map(formatScope).join(" "),
     };
     if (offline && who) {
-      const refresh = who.refreshToken ?? (await this.deps.tokens.issueRefresh(principal, who.notAfter));
+      const refresh = who.refreshToken ?? (await this.deps.tokens.issueRefresh(principal, who.notAfter, who.accountState));
       response.refresh_token = refresh.token;
       response.refresh_expires_in = Math.max(0, refresh.expiresAt - access.issuedAt);
     }

@@ -24,6 +24,8 @@ export interface VerifiedRefreshToken {
   principal: Principal;
   token: string;
   expiresAt: number;
+  /** The `account_state` claim: the account's state when the token was issued (static accounts only). */
+  accountState?: string;
 }
 
 /** Why a berth token was refused; the message is safe to show the client. */
@@ -55,11 +57,14 @@ export class BerthTokens {
     return this.issue(principal, "access", this.options.lifetimeSeconds, { access });
   }
 
-  /** A refresh token never outlives `notAfter` (seconds), e.g. the credential it was obtained with. */
-  issueRefresh(principal: Principal, notAfter?: number): Promise<IssuedToken> {
+  /**
+   * A refresh token never outlives `notAfter` (seconds), e.g. the credential it was obtained with.
+   * `accountState` binds it to a static account's current password hash, tenant and role.
+   */
+  issueRefresh(principal: Principal, notAfter?: number, accountState?: string): Promise<IssuedToken> {
     const now = this.nowSeconds();
     const lifetime = Math.min(this.options.refreshLifetimeSeconds, notAfter === undefined ? Infinity : notAfter - now);
-    return this.issue(principal, "refresh", Math.max(0, lifetime), {});
+    return this.issue(principal, "refresh", Math.max(0, lifetime), accountState !== undefined ? { account_state: accountState } : {});
   }
 
   verifyAccess(token: string): VerifiedAccessToken {
@@ -70,7 +75,8 @@ export class BerthTokens {
 
   verifyRefresh(token: string): VerifiedRefreshToken {
     const claims = this.verify(token, "refresh");
-    return { principal: principalOf(claims), token, expiresAt: claims.exp as number };
+    const accountState = typeof claims.account_state === "string" ? claims.account_state : undefined;
+    return { principal: principalOf(claims), token, expiresAt: claims.exp as number, ...(accountState !== undefined ? { accountState } : {}) };
   }
 
   /** Whether a string claims to be one of berth's tokens (unverified: only to route a password). */

@@ -27,7 +27,7 @@ export function createTokenRoutes(tokens: TokenService, log: Logger, metrics: To
       if (req.headers.authorization !== undefined && presented?.scheme !== "basic") {
         throw new TokenRequestError(401, "UNAUTHORIZED", "GET /token takes Basic credentials, or none for anonymous access");
       }
-      const who = presented?.scheme === "basic" ? await tokens.authenticatePassword(presented.username, presented.password) : undefined;
+      const who = presented?.scheme === "basic" ? await tokens.authenticatePassword(req, presented.username, presented.password) : undefined;
       return { who, scopes: all(req.query.scope), offline: first(req.query.offline_token) === "true" };
     }),
   );
@@ -56,7 +56,7 @@ export function createTokenRoutes(tokens: TokenService, log: Logger, metrics: To
       const accessType = field("access_type") ?? "online";
       if (accessType !== "online" && accessType !== "offline") throw new TokenRequestError(400, "UNSUPPORTED_VALUE", "access_type must be online or offline");
       let who: Authenticated;
-      if (grantType === "password") who = await tokens.authenticatePassword(required("username"), required("password"));
+      if (grantType === "password") who = await tokens.authenticatePassword(req, required("username"), required("password"));
       else if (grantType === "refresh_token") who = await tokens.authenticateRefreshToken(required("refresh_token"));
       else throw new TokenRequestError(400, "UNSUPPORTED_VALUE", "grant_type must be password or refresh_token");
       // A refresh grant answers with the same refresh token (OAuth2 spec of the Docker token service).
@@ -94,6 +94,7 @@ function refuse(req: Request, res: Response, tokens: TokenService, log: Logger, 
   log.info({ method: req.method, status: err.status, reason: err.message }, "token request refused");
   metrics.refused(err.code);
   if (err.status === 401 && req.method === "GET") res.setHeader("WWW-Authenticate", `Basic realm="${tokens.service.replace(/["\\]/g, "\\$&")}"`);
+  if (err.retryAfterSeconds !== undefined) res.setHeader("Retry-After", String(err.retryAfterSeconds));
   sendJson(res, err.status, { errors: [{ code: err.code, message: err.message }] });
 }
 

@@ -74,10 +74,12 @@ async function serve(dir: TempDir, authConfig: Record<string, unknown>, clock: T
     request: () => supertest.agent(url),
     reopen: async (next = authConfig) => {
       await stop();
+      await auth.close();
       return serve(dir, next, clock);
     },
     close: async () => {
       await stop();
+      await auth.close();
       await dir.remove();
     },
   };
