@@ -63,6 +63,7 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
     defaultPlatform: parsePlatform(config.platform)!,
     fallbackArchitectures: (repository) => probed(repository instanceof ProxyRepository ? repository.upstream.archFallback : config.hosted.archFallback),
     blobs: storage.blobs,
+    synthesized: storage.synthesized,
   });
   await storage.blobs.usage.load();
   const collector = new ContentCollector(

@@ -68,6 +68,8 @@ export class ContentCollector {
   private async collect(): Promise<CollectionReport> {
     const hosted = await this.hostedDigests();
     const mirrored = await this.mirroredLinks();
+    // An index berth synthesized is kept as cached content: evicted when the cache is full, not collected as garbage.
+    for await (const digest of this.storage.synthesized.digests()) if (!mirrored.has(digest)) mirrored.set(digest, []);
     const report: CollectionReport = { blobs: 0, hostedBytes: 0, cacheBytes: 0, deletedUnreferenced: 0, evicted: 0, freedBytes: 0, expiredUploads: 0 };
     const cached: CachedBlob[] = [];
     const now = Date.now();
@@ -104,6 +106,7 @@ export class ContentCollector {
       }
     }
     report.expiredUploads = await this.expireUploads();
+    for (const mirror of this.mirrors) await mirror.cache.removeLegacyVisibility();
     await this.storage.blobs.usage.save();
     this.log.info({ collection: report }, "content collection finished");
     this.metrics.collected(report);
@@ -131,6 +134,7 @@ export class ContentCollector {
     }
     for (const mirror of this.mirrors) await mirror.delivered.forget(digest);
     await this.storage.holders.forget(digest);
+    await this.storage.synthesized.forget(digest);
     await this.storage.blobs.delete(digest);
     this.storage.blobs.usage.forget(digest);
   }

@@ -1,11 +1,11 @@
 import type { Readable } from "node:stream";
 import { Digest } from "../reference/digest.js";
 import type { BlobStore } from "../storage/blob-store.js";
+import type { SynthesizedIndexes } from "../storage/synthesized-indexes.js";
 import type { ByteRange } from "../storage/driver.js";
 import type { Descriptor } from "../storage/repository-metadata.js";
 import type { UploadSession } from "../storage/upload-store.js";
 import { RegistryError, UpstreamDeniedError } from "./errors.js";
-import { MAX_MANIFEST_BYTES } from "./manifest.js";
 import { DOCKER_MANIFEST_LIST, isIndexType, OCI_INDEX } from "./media-types.js";
 import { formatPlatform, selectPlatform, type Platform } from "./platform.js";
 import { ProxyRepository } from "./proxy.js";
@@ -35,6 +35,8 @@ export interface PlatformOptions {
   fallbackArchitectures: (repository: Repository) => readonly string[];
   /** Where synthesized indexes are kept, so they can be fetched again by digest. */
   blobs: BlobStore;
+  /** Which indexes berth synthesized, for which repository. */
+  synthesized: SynthesizedIndexes;
 }
 
 /**
@@ -206,6 +208,7 @@ class PlatformRepository implements Repository {
     };
     const bytes = Buffer.from(JSON.stringify(index));
     const digest = await this.options.blobs.ingestBuffer(bytes);
+    await this.options.synthesized.record(digest, canonicalName(this.inner));
     return { digest, mediaType: OCI_INDEX, bytes, headers: { [FALLBACK_HEADER]: `synthesized-index; from=${sources.join(",")}` } };
   }
 
@@ -236,16 +239,9 @@ class PlatformRepository implements Repository {
 
   /** A synthesized index is fetched again by digest (containerd resolves, then GETs by digest). */
   private async synthesizedByDigest(digest: Digest): Promise<ManifestContent | undefined> {
-    // Any digest can be asked for as a manifest: never read a layer into memory to find out.
-    if (((await this.options.blobs.size(digest)) ?? Infinity) > MAX_MANIFEST_BYTES) return undefined;
+    if ((await this.options.synthesized.repositoryOf(digest)) !== canonicalName(this.inner)) return undefined;
     const bytes = await this.options.blobs.read(digest);
     if (!bytes) return undefined;
-    try {
-      const index = JSON.parse(bytes.toString("utf8")) as { mediaType?: string; annotations?: Record<string, string> };
-      if (index.mediaType !== OCI_INDEX || index.annotations?.[SYNTHESIZED_REPOSITORY_ANNOTATION] !== canonicalName(this.inner)) return undefined;
-    } catch {
-      return undefined;
-    }
     return { digest, mediaType: OCI_INDEX, bytes, headers: { [FALLBACK_HEADER]: "synthesized-index" } };
   }
 

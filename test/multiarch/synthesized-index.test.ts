@@ -129,6 +129,37 @@ describe("name:tag synthesized as an index from per-arch name-<arch>:tag tags, w
     assert.ok(byDigest.bytes.equals(first.bytes));
   });
 
+  it("never takes a pushed index dressed up as a synthesized one for pause's", async () => {
+    const forged = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MEDIA_TYPES.ociIndex,
+        manifests: [],
+        annotations: { "berth.synthesized": "index synthesized by berth", "berth.synthesized.repository": `${origin.host}/pause` },
+      }),
+    );
+    const pushed = await fetch(`${berth.url}/v2/forger/app/manifests/v1`, { method: "PUT", body: new Uint8Array(forged), headers: { "content-type": MEDIA_TYPES.ociIndex } });
+    assert.equal(pushed.status, 201);
+    const digest = sha256Of(forged);
+    for (const path of [`origin/pause/manifests/${digest}`, `pause/manifests/${digest}?ns=${origin.host}`]) {
+      const response = await fetchManifest(berth.url, path, CONTAINERD_ACCEPT);
+      assert.equal(response.status, 404, path);
+      assert.equal(errorCode(response), "MANIFEST_UNKNOWN");
+    }
+  });
+
+  it("keeps a synthesized index through content collection, as cached content", async (t) => {
+    const collecting = await BerthProcess.start({ config: mirroring(origin, {}, { cache: { minAge: "0s", collectInterval: "0s" } }) });
+    t.after(() => collecting.close());
+    const synthesized = await fetchManifest(collecting.url, "origin/pause/manifests/3.9", CONTAINERD_ACCEPT);
+    assert.equal(synthesized.status, 200);
+    const collected = await fetch(`${collecting.url}/admin/gc`, { method: "POST" });
+    assert.equal(collected.status, 200);
+    const byDigest = await fetchManifest(collecting.url, `origin/pause/manifests/${synthesized.digest}`, CONTAINERD_ACCEPT);
+    assert.equal(byDigest.status, 200);
+    assert.ok(byDigest.bytes.equals(synthesized.bytes));
+  });
+
   it("keeps serving the synthesized pause:3.9, same digest, from what it cached while the origin is down, with a Warning", async (t) => {
     const cold = await BerthProcess.start({ config: mirroring(origin) });
     t.after(() => cold.close());
