@@ -199,6 +199,24 @@ export class RepositoryMetadata {
     return found.sort(compareLexically);
   }
 
+  /**
+   * Removes the per-digest `_visibility/` records berth kept before a mirror's visibility became
+   * one record per repository; returns how many repositories had them. Collection runs it.
+   */
+  async removeLegacyVisibility(): Promise<number> {
+    let removed = 0;
+    const walk = async (path: string): Promise<void> => {
+      for (const child of await this.driver.list(path)) {
+        if (child === "_visibility") {
+          await this.driver.delete(`${path}/${child}`);
+          removed++;
+        } else if (!child.startsWith("_")) await walk(`${path}/${child}`);
+      }
+    };
+    await walk(this.root);
+    return removed;
+  }
+
   /** Checks inside each algorithm directory, since deletes can leave one empty. */
   private async hasDigestsUnder(path: string): Promise<boolean> {
     for (const algorithm of await this.driver.list(path)) {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { readdir } from "node:fs/promises";
+import { mkdir, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Digest } from "../../server/reference/digest.js";
@@ -97,6 +97,18 @@ describe("content collection", () => {
     const manifest = await fetch(`${berth.url}/v2/hosted/app/manifests/v1`);
     assert.equal(manifest.status, 200);
     await manifest.arrayBuffer();
+  });
+
+  it("removes the per-digest visibility records an earlier berth kept, and keeps what a mirror still links", async () => {
+    const digest = upstream.addBlob("legacy/app", randomBytes(1024));
+    await fetch(`${berth.url}/v2/fake/legacy/app/blobs/${digest}`).then((response) => response.arrayBuffer());
+    await berth.fills.settled();
+    const legacy = join(berth.root, "mirrors", "fake", "legacy", "app", "_visibility");
+    await mkdir(legacy, { recursive: true });
+    await writeFile(join(legacy, digest.replace(":", "-")), JSON.stringify({ public: true }));
+    await berth.collector.run();
+    await assert.rejects(readdir(legacy), { code: "ENOENT" });
+    assert.deepEqual(await readdir(join(berth.root, "mirrors", "fake", "legacy", "app", "_layers", "sha256")), [digest.slice("sha256:".length)]);
   });
 
   it("leaves no temp files behind", async () => {
