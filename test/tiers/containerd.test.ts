@@ -8,7 +8,7 @@ import type { BuiltImage } from "../support/oci-image-builder.js";
 import { OriginRegistry } from "../support/origin-registry.js";
 import { makeTempDir, type TempDir } from "../support/temp-dir.js";
 import { AMD64, ARM64, blobPaths, closedLoopbackPort, getCounts, OriginPublisher, requestsNotFromBerth } from "../mirror/real-origin.js";
-import { startNode, startParent, writeDockerConfig, type RunningBerth } from "./tier-fixture.js";
+import { PREFIX, startNode, startParent, writeDockerConfig, type RunningBerth } from "./tier-fixture.js";
 
 describe("containerd pulling through a node berth whose parent is the cluster tier", () => {
   let work: TempDir;
@@ -39,7 +39,8 @@ describe("containerd pulling through a node berth whose parent is the cluster ti
           mode: "token",
           token: { lifetime: "5m" },
           nodes: [{ username: "node-1", passwordHash: bcryptHash("node-1-secret") }],
-          policy: [{ roles: ["node"], repositories: ["**"], actions: ["pull"] }],
+          // On the canonical name PREFIX/REPO, whichever way (?ns=) the node addresses it.
+          policy: [{ roles: ["node"], repositories: [`${PREFIX}/team/**`], actions: ["pull"] }],
         },
       },
       registry,

@@ -42,7 +42,11 @@ describe("node accounts at a parent in token mode", () => {
           mode: "token",
           token: { lifetime: "5m" },
           nodes: accounts.map((a) => ({ username: a.username, passwordHash: bcryptHash(a.password) })),
-          policy: [{ roles: ["node"], repositories: ["**"], actions: ["pull"] }],
+          users: [{ username: "limited", passwordHash: bcryptHash("limited-secret") }],
+          policy: [
+            { roles: ["node"], repositories: ["**"], actions: ["pull"] },
+            { subjects: ["limited"], repositories: ["origin/public/**"], actions: ["pull"] },
+          ],
         },
       },
     );
@@ -69,6 +73,16 @@ describe("node accounts at a parent in token mode", () => {
     const second = (await origin.accessLog()).length;
     for (const node of rounds[1]) assert.equal((await pullThrough(node, origin.host, "private/app", "v1")).tag.digest, image.manifest);
     assert.deepEqual(await originRequests(origin, "private/app", second), [`HEAD /v2/private/app/manifests/${image.manifest} 200`], "one access check for five node accounts");
+  });
+
+  it("reads through the parent nothing its account may not, though the parent has it cached", async () => {
+    const node = await startNodeAs({ username: "limited", password: "limited-secret" }, "limited.json");
+    const ns = `ns=${encodeURIComponent(origin.host)}`;
+    for (const path of ["private/app/manifests/v1", `private/app/manifests/${image.manifest}`, `private/app/blobs/${image.layer}`]) {
+      const answer = await ask(node, "GET", path, ns);
+      assert.ok(answer.status === 401 || answer.status === 403, `${path}: answered ${answer.status}`);
+      assert.ok(!answer.body.includes(image.layerBytes.subarray(0, 64)), path);
+    }
   });
 
   it("serves nothing to a node whose account the parent refuses", async () => {
