@@ -55,7 +55,9 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
   const storage = await openFilesystemStorage(config.storage.root);
   const fills = new BlobFills(storage.driver, storage.blobs);
   const backoff = new UpstreamBackoff();
-  const metrics = new BerthMetrics({ fills, backoff, upstreams: config.upstreams });
+  // Behind a parent, the status page shows where each upstream is fetched from: the parent.
+  const reached = config.upstreams.map((upstream) => ({ host: upstream.host, url: config.cluster.parent ?? upstream.url }));
+  const metrics = new BerthMetrics({ fills, backoff, upstreams: reached });
   const mirrors = await createMirrors(config, storage, fills, backoff, metrics, log);
   const defaultMirror = mirrors.find((m) => m.upstream.host === config.defaultUpstream || m.upstream.prefix === config.defaultUpstream);
   const routing = new RoutingRegistry(new HostedRegistry(storage), storage.metadata, mirrors, defaultMirror);

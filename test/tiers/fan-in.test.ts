@@ -60,6 +60,12 @@ describe("node tier → cluster tier → origin", () => {
     assert.equal(byPrefix.digest, image.digest);
   });
 
+  it("shows the parent as where the node fetches its upstream from, on its status page", async () => {
+    const page = await (await fetch(`${nodes[0].url}/ui`)).text();
+    assert.ok(page.includes(`<code>${parent.url}</code>`), "the parent's URL");
+    assert.ok(!page.includes(`<code>${origin.url}</code>`), "not the registry's");
+  });
+
   it("serves every node's cache while the parent is down, with a warning for a tag it could not revalidate", async () => {
     await parent.close();
     parentDown = true;
