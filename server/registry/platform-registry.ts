@@ -82,7 +82,7 @@ class PlatformRepository implements Repository {
     private readonly inner: Repository,
     private readonly registry: Registry,
     private readonly architectures: readonly string[],
-    /** The upstream bridges `-$(ARCH)` names itself: fall back only to what is cached, while it is down. */
+    /** The upstream bridges `-$(ARCH)` names itself: ask it only for the name asked; bridge manifests from the cache while it is down. */
     private readonly bridged: boolean,
     private readonly options: PlatformOptions,
     private readonly synthesizedFrom: SynthesisMemory,

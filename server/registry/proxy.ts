@@ -177,7 +177,7 @@ export class ProxyRepository implements Repository {
 
   private trustsCachedTag(updated: Date, maxAge: number | undefined): boolean {
     if (this.policy === "Never") return true;
-    return maxAge === undefined || Date.now() - updated.getTime() < maxAge;
+    return maxAge === undefined || (maxAge > 0 && Date.now() - updated.getTime() < maxAge);
   }
 
   /** How old a resolved tag may be: the tag policy's limit, or the client's when stricter; undefined = any age. */
