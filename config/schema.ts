@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { admissionSchema } from "./admission-schema.js";
 import { authSchema } from "./auth-schema.js";
+import { clusterSchema } from "./cluster-schema.js";
 import { duration } from "./duration.js";
 import { size } from "./size.js";
 import { archFallbackSchema, upstreamsSchema } from "./upstream-schema.js";
@@ -75,12 +76,30 @@ export const configSchema = z
       .default([])
       .describe("Tenants with upstream credentials of their own (auth mode token)."),
     admission: admissionSchema,
+    cluster: clusterSchema,
   })
   .strict()
   .superRefine((config, ctx) => {
+    if (config.cluster.parent !== undefined) refuseBesideParent(config, ctx);
     if (config.defaultUpstream !== undefined && !config.upstreams.some((u) => u.host === config.defaultUpstream || u.prefix === config.defaultUpstream)) {
       ctx.addIssue({ code: "custom", path: ["defaultUpstream"], message: `${config.defaultUpstream} is not a configured upstream` });
     }
   });
 
 export type BerthConfig = z.infer<typeof configSchema>;
+
+/**
+ * Behind a parent berth never reaches a registry itself, and acts at the parent as its one node
+ * account: credentials for registries would lie unused on every node, and a tenant's own
+ * credentials cannot be carried (docs/design.md §9).
+ */
+function refuseBesideParent(config: { credentials: string[]; upstreams: { credentials: string[] }[]; tenants: { credentials: string[] }[] }, ctx: z.RefinementCtx): void {
+  const why = "with cluster.parent berth fetches only through the parent: registry credentials belong in the parent's config";
+  if (config.credentials.length > 0) ctx.addIssue({ code: "custom", path: ["credentials"], message: why });
+  config.upstreams.forEach((upstream, i) => {
+    if (upstream.credentials.length > 0) ctx.addIssue({ code: "custom", path: ["upstreams", i, "credentials"], message: why });
+  });
+  if (config.tenants.length > 0) {
+    ctx.addIssue({ code: "custom", path: ["tenants"], message: "with cluster.parent berth is single-tenant: it acts at the parent as its node account, so tenants belong in the parent's config" });
+  }
+}

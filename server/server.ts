@@ -31,6 +31,7 @@ import { openFilesystemStorage, type Storage } from "./storage/storage.js";
 import { UpstreamBackoff } from "./upstream/backoff.js";
 import { Keyring } from "./upstream/credentials/keyring.js";
 import { KeyringUnion } from "./upstream/credentials/keyring-union.js";
+import { ParentTier } from "./upstream/parent-tier.js";
 import { UpstreamClient } from "./upstream/upstream-client.js";
 
 /** A running berth: its HTTP server, storage, and how to stop it. */
@@ -54,7 +55,9 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
   const storage = await openFilesystemStorage(config.storage.root);
   const fills = new BlobFills(storage.driver, storage.blobs);
   const backoff = new UpstreamBackoff();
-  const metrics = new BerthMetrics({ fills, backoff, upstreams: config.upstreams });
+  // Behind a parent, the status page shows where each upstream is fetched from: the parent.
+  const reached = config.upstreams.map((upstream) => ({ host: upstream.host, url: config.cluster.parent ?? upstream.url }));
+  const metrics = new BerthMetrics({ fills, backoff, upstreams: reached });
   const mirrors = await createMirrors(config, storage, fills, backoff, metrics, log);
   const defaultMirror = mirrors.find((m) => m.upstream.host === config.defaultUpstream || m.upstream.prefix === config.defaultUpstream);
   const routing = new RoutingRegistry(new HostedRegistry(storage), storage.metadata, mirrors, defaultMirror);
@@ -62,6 +65,8 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
   const registry = new PlatformRegistry(routing, {
     defaultPlatform: parsePlatform(config.platform)!,
     fallbackArchitectures: (repository) => probed(repository instanceof ProxyRepository ? repository.upstream.archFallback : config.hosted.archFallback),
+    // A parent tier probes the -$(ARCH) names itself: asked here too, each miss would multiply.
+    upstreamBridges: (repository) => config.cluster.parent !== undefined && repository instanceof ProxyRepository,
     blobs: storage.blobs,
     synthesized: storage.synthesized,
   });
@@ -158,12 +163,12 @@ async function createMirrors(config: BerthConfig, storage: Storage, fills: BlobF
   const shared = await keyring(config.credentials);
   const keyrings = await Promise.all(config.upstreams.map((upstream) => keyring(upstream.credentials)));
   const tenantKeyrings = new Map(await Promise.all(config.tenants.map(async (t) => [t.name, await keyring(t.credentials)] as const)));
+  const parent = config.cluster.parent === undefined ? undefined : new ParentTier(config.cluster.parent, await keyring(config.cluster.credentials));
   return config.upstreams.map((upstream, i) => {
-    const client = new UpstreamClient(
-      { host: upstream.host, url: upstream.url, connectTimeoutMs: upstream.connectTimeout, readTimeoutMs: upstream.readTimeout },
-      new KeyringUnion([keyrings[i], shared]),
-      metrics.upstream(upstream.host),
-    );
+    const endpoint = { host: upstream.host, url: upstream.url, connectTimeoutMs: upstream.connectTimeout, readTimeoutMs: upstream.readTimeout };
+    const client = parent
+      ? new UpstreamClient(parent.endpointFor(endpoint), parent.lookup, metrics.upstream(upstream.host))
+      : new UpstreamClient(endpoint, new KeyringUnion([keyrings[i], shared]), metrics.upstream(upstream.host));
     const isolated = config.auth.mode !== "none" && upstream.tenantIsolation;
     return {
       upstream,

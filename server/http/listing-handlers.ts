@@ -7,7 +7,9 @@ import { sendJson } from "./responses.js";
 import { queryString } from "./upload-handlers.js";
 
 export async function listTags(req: Request, res: Response, repository: Repository): Promise<void> {
-  const page = paginate(req, await repository.tags(), `/v2/${repository.name}/tags/list`);
+  const ns = queryString(req, "ns");
+  // The next page must reach the same upstream: containerd's ?ns= (and a node tier's) stays on it.
+  const page = paginate(req, await repository.tags(), `/v2/${repository.name}/tags/list`, ns === undefined ? "" : `ns=${encodeURIComponent(ns)}&`);
   if (page.link) res.setHeader("Link", page.link);
   sendJson(res, 200, { name: repository.name, tags: page.items });
 }
@@ -30,7 +32,7 @@ export async function listReferrers(req: Request, res: Response, repository: Rep
 }
 
 /** `n`/`last` pagination over a sorted list, with the `Link` header for the next page. */
-function paginate(req: Request, all: string[], path: string): { items: string[]; link?: string } {
+function paginate(req: Request, all: string[], path: string, query = ""): { items: string[]; link?: string } {
   const last = queryString(req, "last");
   const nText = queryString(req, "n");
   let items = last === undefined ? all : all.filter((item) => item > last);
@@ -40,6 +42,6 @@ function paginate(req: Request, all: string[], path: string): { items: string[];
   const more = items.length > n;
   items = items.slice(0, n);
   if (!more || n === 0) return { items };
-  const next = `${path}?n=${n}&last=${encodeURIComponent(items[items.length - 1])}`;
+  const next = `${path}?${query}n=${n}&last=${encodeURIComponent(items[items.length - 1])}`;
   return { items, link: `<${next}>; rel="next"` };
 }

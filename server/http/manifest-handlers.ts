@@ -7,7 +7,8 @@ import { readBody } from "./request-body.js";
 import { sendEmpty } from "./responses.js";
 
 export async function getManifest(req: Request, res: Response, repository: Repository, reference: ManifestReference): Promise<void> {
-  const manifest = await repository.getManifest(reference, { accept: acceptedTypes(req) });
+  const maxAgeMs = reference.tag === undefined ? undefined : requestedMaxAge(req);
+  const manifest = await repository.getManifest(reference, { accept: acceptedTypes(req), ...(maxAgeMs === undefined ? {} : { maxAgeMs }) });
   res.status(200);
   res.setHeader("Content-Type", manifest.mediaType);
   res.setHeader("Content-Length", manifest.bytes.length);
@@ -65,4 +66,21 @@ export function acceptedTypes(req: Request): string[] {
     .flatMap((line) => line.split(","))
     .map((entry) => entry.split(";")[0].trim().toLowerCase())
     .filter((type) => type !== "");
+}
+
+/**
+ * The oldest answer the client takes, in ms, from its `Cache-Control` (RFC 9111 request
+ * directives): `no-cache` or `max-age=0` is 0, `max-age=N` N seconds; the strictest wins, and
+ * what does not parse is ignored. A node tier sends its tag policy to its parent this way.
+ */
+function requestedMaxAge(req: Request): number | undefined {
+  const raw = req.headers["cache-control"];
+  if (raw === undefined) return undefined;
+  let maxAge: number | undefined;
+  for (const directive of raw.split(",")) {
+    const [name, value] = directive.trim().toLowerCase().split("=", 2);
+    const seconds = name === "no-cache" ? 0 : name === "max-age" && value !== undefined && /^\d{1,10}$/.test(value) ? Number(value) : undefined;
+    if (seconds !== undefined) maxAge = Math.min(maxAge ?? Infinity, seconds * 1000);
+  }
+  return maxAge;
 }

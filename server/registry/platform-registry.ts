@@ -33,6 +33,11 @@ export interface PlatformOptions {
   defaultPlatform: Platform;
   /** Architectures probed for `-$(ARCH)` fallbacks, per repository; empty turns fallbacks off. */
   fallbackArchitectures: (repository: Repository) => readonly string[];
+  /**
+   * Whether the repository's upstream bridges `-$(ARCH)` names itself (a parent tier): then only
+   * the name asked goes upstream, and the fallbacks answer from the cache while it is down.
+   */
+  upstreamBridges: (repository: Repository) => boolean;
   /** Where synthesized indexes are kept, so they can be fetched again by digest. */
   blobs: BlobStore;
   /** Which indexes berth synthesized, for which repository. */
@@ -61,7 +66,8 @@ export class PlatformRegistry implements Registry {
       open: async (requestedBy) => {
         const repository = await inner.open(requestedBy);
         const architectures = this.options.fallbackArchitectures(repository);
-        return new PlatformRepository(address, requestedBy, repository, this.inner, architectures, this.options, this.synthesizedFrom);
+        const bridged = this.options.upstreamBridges(repository);
+        return new PlatformRepository(address, requestedBy, repository, this.inner, architectures, bridged, this.options, this.synthesizedFrom);
       },
     };
   }
@@ -82,6 +88,8 @@ class PlatformRepository implements Repository {
     private readonly inner: Repository,
     private readonly registry: Registry,
     private readonly architectures: readonly string[],
+    /** The upstream bridges `-$(ARCH)` names itself: ask it only for the name asked; bridge manifests from the cache while it is down. */
+    private readonly bridged: boolean,
     private readonly options: PlatformOptions,
     private readonly synthesizedFrom: SynthesisMemory,
   ) {}
@@ -93,7 +101,7 @@ class PlatformRepository implements Repository {
   async getManifest(reference: ManifestReference, request: ManifestRequest): Promise<ManifestContent> {
     const manifest = await this.withFallback(
       () => this.inner.getManifest(reference, request),
-      () => this.fallbackManifest(reference, { accept: [] }),
+      () => this.fallbackManifest(reference, { accept: [], ...(request.maxAgeMs === undefined ? {} : { maxAgeMs: request.maxAgeMs }) }),
       () => this.cachedFallbackManifest(reference),
     );
     // A digest pins content: `name@<index digest>` is that index for every client, as in Distribution.
@@ -102,12 +110,12 @@ class PlatformRepository implements Repository {
 
   async statBlob(digest: Digest): Promise<BlobInfo> {
     const fromRelatives = () => this.fromRelatives((r) => r.statBlob(digest));
-    return this.withFallback(() => this.inner.statBlob(digest), fromRelatives, fromRelatives);
+    return this.withFallback(() => this.inner.statBlob(digest), fromRelatives, this.bridged ? undefined : fromRelatives);
   }
 
   async openBlob(digest: Digest, range?: ByteRange): Promise<BlobContent> {
     const fromRelatives = () => this.fromRelatives((r) => r.openBlob(digest, range));
-    return this.withFallback(() => this.inner.openBlob(digest, range), fromRelatives, fromRelatives);
+    return this.withFallback(() => this.inner.openBlob(digest, range), fromRelatives, this.bridged ? undefined : fromRelatives);
   }
 
   /** Serves a tag's index only to clients that accept one; others get their platform's manifest. */
@@ -129,16 +137,16 @@ class PlatformRepository implements Repository {
   }
 
   /**
-   * Runs `primary`; when it finds nothing and fallbacks are on, `fallback` gets a chance, and
-   * `whenDown` (if given) when the upstream cannot answer. When the fallback finds nothing
-   * either, the client gets `primary`'s own answer.
+   * Runs `primary`; when it finds nothing and fallbacks are on, `fallback` gets a chance (unless
+   * the upstream bridged already), and `whenDown` (if given) when the upstream cannot answer.
+   * When the fallback finds nothing either, the client gets `primary`'s own answer.
    */
   private async withFallback<T>(primary: () => Promise<T>, fallback: () => Promise<T | undefined>, whenDown?: () => Promise<T | undefined>): Promise<T> {
     try {
       return await primary();
     } catch (err) {
       if (this.architectures.length === 0) throw err;
-      const found = isAbsent(err) ? await fallback() : whenDown && isOutage(err) ? await whenDown() : undefined;
+      const found = isAbsent(err) && !this.bridged ? await fallback() : whenDown && isOutage(err) ? await whenDown() : undefined;
       if (found === undefined) throw err;
       return found;
     }

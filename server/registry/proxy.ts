@@ -93,7 +93,7 @@ export class ProxyRepository implements Repository {
   async getManifest(reference: ManifestReference, request?: ManifestRequest): Promise<ManifestContent> {
     const cachedOnly = request?.cachedOnly === true;
     if (reference.digest) return this.manifestByDigest(reference.digest, cachedOnly);
-    return this.manifestByTag(reference.tag, cachedOnly);
+    return this.manifestByTag(reference.tag, cachedOnly, this.maxTagAge(request?.maxAgeMs));
   }
 
   private async manifestByDigest(digest: Digest, cachedOnly: boolean): Promise<ManifestContent> {
@@ -105,10 +105,11 @@ export class ProxyRepository implements Repository {
     return this.coalesced(digest.toString(), () => this.fetchManifest(digest.toString(), digest, asked));
   }
 
-  private async manifestByTag(tag: string, cachedOnly: boolean): Promise<ManifestContent> {
+  /** `maxAge`: how old a resolved tag may be, in ms; undefined = any age. */
+  private async manifestByTag(tag: string, cachedOnly: boolean, maxAge: number | undefined): Promise<ManifestContent> {
     const asked = { reference: { tag } };
     const entry = await this.mirror.cache.tagRecord(this.upstreamName, tag);
-    if (entry && this.trustsCachedTag(entry.updated)) {
+    if (entry && this.trustsCachedTag(entry.updated, maxAge)) {
       const cached = await this.cachedManifest(entry.digest);
       if (cached) return this.admitted(cached, asked, cachedOnly || this.policy === "Never");
     }
@@ -120,14 +121,18 @@ export class ProxyRepository implements Repository {
       if (cachedOnly) throw manifestUnknown({ tag });
       this.refuseWhenOffline(asked);
     }
-    return this.coalesced(tag, () => this.resolveTag(tag, entry));
+    return this.coalesced(`${tag} ${maxAge ?? ""}`, () => this.resolveTag(tag, entry, maxAge));
   }
 
-  /** Asks the upstream what `tag` is now; serves the cached digest when the upstream is down. */
-  private async resolveTag(tag: string, entry: { digest: Digest } | undefined): Promise<ManifestContent> {
+  /**
+   * Asks the upstream what `tag` is now, taking an answer at most `maxAge` old from a cache on the
+   * way (a parent tier: so a node's tag policy reaches the origin); serves the cached digest when
+   * the upstream is down.
+   */
+  private async resolveTag(tag: string, entry: { digest: Digest } | undefined, maxAge: number | undefined): Promise<ManifestContent> {
     const asked = { reference: { tag } };
     try {
-      const head = await this.upstreamCall(() => this.client.manifest(this.upstreamName, tag, "HEAD"));
+      const head = await this.upstreamCall(() => this.client.manifest(this.upstreamName, tag, "HEAD", maxAge));
       await this.confirmAccess(head);
       const digest = head.digest ? Digest.parse(head.digest) : undefined;
       if (digest) {
@@ -137,7 +142,7 @@ export class ProxyRepository implements Repository {
           return cached;
         }
       }
-      const fetched = await this.fetchManifest(digest ? digest.toString() : tag, digest, asked);
+      const fetched = await this.fetchManifest(digest ? digest.toString() : tag, digest, asked, digest ? undefined : maxAge);
       await this.recordTag(tag, fetched.digest, entry?.digest);
       return fetched;
     } catch (err) {
@@ -170,11 +175,17 @@ export class ProxyRepository implements Repository {
     return started;
   }
 
-  private trustsCachedTag(updated: Date): boolean {
+  private trustsCachedTag(updated: Date, maxAge: number | undefined): boolean {
     if (this.policy === "Never") return true;
-    if (this.policy === "Always") return false;
+    return maxAge === undefined || (maxAge > 0 && Date.now() - updated.getTime() < maxAge);
+  }
+
+  /** How old a resolved tag may be: the tag policy's limit, or the client's when stricter; undefined = any age. */
+  private maxTagAge(asked: number | undefined): number | undefined {
     const ttl = this.mirror.upstream.tagTTL;
-    return ttl === 0 || Date.now() - updated.getTime() < ttl;
+    const own = this.policy === "Always" ? 0 : ttl === 0 ? undefined : ttl;
+    if (own === undefined) return asked;
+    return asked === undefined ? own : Math.min(own, asked);
   }
 
   /** Rewrites the tag when it moved, or to restart its TTL under IfNotPresent. */
@@ -202,9 +213,9 @@ export class ProxyRepository implements Repository {
     return manifest;
   }
 
-  private async fetchManifest(reference: string, expected: Digest | undefined, asked: Asked): Promise<ManifestContent> {
+  private async fetchManifest(reference: string, expected: Digest | undefined, asked: Asked, maxAge?: number): Promise<ManifestContent> {
     this.mirror.meter.cacheMiss("manifest");
-    const manifest = await this.upstreamCall(() => this.client.manifest(this.upstreamName, reference, "GET")).catch((err: unknown) => {
+    const manifest = await this.upstreamCall(() => this.client.manifest(this.upstreamName, reference, "GET", maxAge)).catch((err: unknown) => {
       throw this.translate(err, asked);
     });
     const bytes = manifest.bytes!;

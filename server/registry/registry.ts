@@ -22,6 +22,12 @@ export interface ManifestRequest {
   accept: string[];
   /** Answer only from what berth holds, asking no upstream (the -$(ARCH) fallback while an upstream is down). */
   cachedOnly?: boolean;
+  /**
+   * For a tag: the oldest answer the client takes, in ms (its `Cache-Control: max-age`; 0 for
+   * `no-cache`). A mirror whose tag record is older asks its upstream, whatever its own tag policy
+   * would allow, except under `Never`. A node tier sends its own tag policy this way.
+   */
+  maxAgeMs?: number;
 }
 
 /** What a repository says of a blob it can serve. */

@@ -32,6 +32,11 @@ export interface UpstreamEndpoint {
   connectTimeoutMs: number;
   /** Longest wait for response headers, and between two chunks of a body; also the window of progress-guard.ts. */
   readTimeoutMs: number;
+  /**
+   * Sent as `?ns=` with every `/v2/` request to the endpoint's own origin, when `url` is a
+   * berth that mirrors `host` (a parent tier): the registry it is asked to route to.
+   */
+  namespace?: string;
 }
 
 /** Whether an answer needed credentials: content anyone may fetch can be shared between tenants. */
@@ -92,8 +97,14 @@ export class UpstreamClient {
     return view;
   }
 
-  async manifest(repository: string, reference: string, method: "GET" | "HEAD"): Promise<UpstreamManifest> {
-    const { response, anonymous } = await this.send(repository, method, `/v2/${repository}/manifests/${reference}`, { accept: MANIFEST_ACCEPT });
+  /**
+   * `maxAgeMs`, for a tag: how old an answer a cache on the way (a parent tier) may give,
+   * sent as `Cache-Control` (0: `no-cache`, revalidate with the origin).
+   */
+  async manifest(repository: string, reference: string, method: "GET" | "HEAD", maxAgeMs?: number): Promise<UpstreamManifest> {
+    const headers: Record<string, string> = { accept: MANIFEST_ACCEPT };
+    if (maxAgeMs !== undefined) headers["cache-control"] = maxAgeMs === 0 ? "no-cache" : `max-age=${Math.floor(maxAgeMs / 1000)}`;
+    const { response, anonymous } = await this.send(repository, method, `/v2/${repository}/manifests/${reference}`, headers);
     const what = `manifest ${repository}:${reference}`;
     await this.expectOk(response, what);
     const mediaType = header(response, "content-type")?.split(";")[0].trim() ?? "";
@@ -304,7 +315,7 @@ export class UpstreamClient {
   private async exchange(target: URL, from: URL, hop: string, method: string, headers: Record<string, string>, body: string | undefined): Promise<Dispatcher.ResponseData> {
     try {
       this.connections.policy.checkUrl(target, from);
-      return await request(target, {
+      return await request(this.addressed(target), {
         method: method as Dispatcher.HttpMethod,
         headers: { "user-agent": "berth", ...headers },
         body,
@@ -318,6 +329,15 @@ export class UpstreamClient {
       }
       throw new UpstreamError("unreachable", `${this.endpoint.host}: ${where}: ${(err as Error).message}`, { cause: err });
     }
+  }
+
+  /** `target` with the endpoint's `ns`, when it is a `/v2/` URL of the endpoint's own origin (pages and redirects included). */
+  private addressed(target: URL): URL {
+    const namespace = this.endpoint.namespace;
+    if (namespace === undefined || !target.pathname.startsWith("/v2/") || !this.connections.policy.isOwnOrigin(target)) return target;
+    const addressed = new URL(target);
+    addressed.searchParams.set("ns", namespace);
+    return addressed;
   }
 
   /** A redirect or token realm berth does not follow: counted, and an "invalid" answer. */

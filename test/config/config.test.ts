@@ -63,6 +63,22 @@ describe("configuration", () => {
     assert.throws(() => parseConfig({ upstreams: [{ host: "a.io", prefix: "x" }, { host: "b.io", prefix: "x" }] }, "t"), /configured twice/);
   });
 
+  it("has no parent by default, and takes an http(s) parent with credential files for it", () => {
+    assert.deepEqual(parseConfig({}, "t").cluster, { credentials: [] });
+    const node = parseConfig({ cluster: { parent: "http://berth-cluster.berth.svc:5000", credentials: ["/etc/berth/parent/.dockerconfigjson"] }, upstreams: [{ host: "docker.io" }] }, "t");
+    assert.equal(node.cluster.parent, "http://berth-cluster.berth.svc:5000");
+    assert.throws(() => parseConfig({ cluster: { parent: "berth-cluster:5000" } }, "node.yaml"), /node\.yaml: cluster\.parent: must be an http/);
+    assert.throws(() => parseConfig({ cluster: { parent: "ftp://berth" } }, "t"), /cluster\.parent/);
+  });
+
+  it("refuses registry credentials and tenants beside a parent, naming the key: the node reaches registries only through it, as its one node account", () => {
+    const parent = { parent: "http://10.96.0.50:5000" };
+    assert.throws(() => parseConfig({ cluster: parent, upstreams: [{ host: "docker.io", credentials: ["/hub.json"] }] }, "t"), /upstreams\.0\.credentials: .*registry credentials belong in the parent's config/);
+    assert.throws(() => parseConfig({ cluster: parent, credentials: ["/all.json"] }, "t"), /t: credentials: /);
+    assert.throws(() => parseConfig({ cluster: parent, tenants: [{ name: "team-a" }] }, "t"), /tenants: .*single-tenant/);
+    assert.doesNotThrow(() => parseConfig({ upstreams: [{ host: "docker.io", credentials: ["/hub.json"] }], tenants: [{ name: "team-a" }] }, "t"), "without a parent, all of it is fine");
+  });
+
   it("parses Go-style durations and plain seconds", () => {
     assert.equal(parseDuration("90s"), 90_000);
     assert.equal(parseDuration("1h30m"), 5_400_000);

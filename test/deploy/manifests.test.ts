@@ -48,10 +48,65 @@ async function documents(file: string): Promise<Doc[]> {
   return docs.map((doc) => doc.toJS() as Doc).filter((doc) => doc !== null);
 }
 
-/** Every object under deploy/kubernetes, the cert-manager component's included. */
+/** A kustomize patch file (a JSON6902 operation list), not an object. */
+const isPatch = (file: string) => file.endsWith(".patch.yaml");
+
+/** Every object under deploy/kubernetes, the components' included (their patches are not objects). */
 async function kubernetesObjects(): Promise<Doc[]> {
-  const files = await filesUnder(join(DEPLOY, "kubernetes"), /\.ya?ml$/);
+  const files = (await filesUnder(join(DEPLOY, "kubernetes"), /\.ya?ml$/)).filter((f) => !isPatch(f));
   return (await Promise.all(files.map(documents))).flat();
+}
+
+interface PatchOperation {
+  op: "add" | "replace";
+  path: string;
+  value: unknown;
+}
+
+/** Applies a JSON6902 patch (add, with `-` or an index into arrays, and replace) as kustomize does, refusing a path that is not there. */
+function applyJsonPatch(object: Doc, operations: PatchOperation[]): Doc {
+  const patched = structuredClone(object);
+  for (const { op, path, value } of operations) {
+    assert.ok(op === "add" || op === "replace", `unexpected op ${op}`);
+    const segments = path.split("/").slice(1).map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~"));
+    const last = segments.pop()!;
+    let parent: any = patched;
+    for (const segment of segments) {
+      parent = parent?.[segment];
+      assert.ok(parent !== null && typeof parent === "object", `${path}: no ${segment}`);
+    }
+    if (Array.isArray(parent)) {
+      const index = last === "-" ? parent.length : Number(last);
+      assert.ok(Number.isInteger(index) && index <= parent.length, `${path}: no index ${last}`);
+      if (op === "add") parent.splice(index, 0, value);
+      else parent[index] = value;
+    } else {
+      if (op === "replace") assert.ok(last in parent, `${path}: replace of a missing member`);
+      parent[last] = value;
+    }
+  }
+  return patched;
+}
+
+/**
+ * The objects `kubectl apply -k` makes with `components: [NAME]` added to the kustomization:
+ * its resources, and the component's resources, with the component's patches applied to their targets.
+ */
+async function withComponent(name: string): Promise<Doc[]> {
+  const dir = join(DEPLOY, "kubernetes");
+  const [kustomization] = await documents(join(dir, "kustomization.yaml"));
+  const [component] = await documents(join(dir, name, "kustomization.yaml"));
+  const objects = [
+    ...(await Promise.all((kustomization.resources as string[]).map((r) => documents(join(dir, r))))).flat(),
+    ...(await Promise.all((component.resources as string[]).map((r) => documents(join(dir, name, r))))).flat(),
+  ];
+  for (const patch of component.patches as { path: string; target: { kind: string; name: string } }[]) {
+    const operations = (await documents(join(dir, name, patch.path)))[0] as unknown as PatchOperation[];
+    const targets = objects.filter((o) => o.kind === patch.target.kind && o.metadata?.name === patch.target.name);
+    assert.equal(targets.length, 1, `${name}/${patch.path} patches one ${patch.target.kind} ${patch.target.name}`);
+    objects[objects.indexOf(targets[0])] = applyJsonPatch(targets[0], operations);
+  }
+  return objects;
 }
 
 const one = (objects: Doc[], kind: string, name?: string): Doc => {
@@ -62,21 +117,29 @@ const one = (objects: Doc[], kind: string, name?: string): Doc => {
 
 const portOf = (listen: string) => Number(listen.slice(listen.lastIndexOf(":") + 1));
 
-function configDocument(objects: Doc[]): Record<string, unknown> {
-  const [doc] = parseAllDocuments(one(objects, "ConfigMap", "berth-config").data["berth.yaml"]) as unknown as { toJS(): Record<string, unknown>; errors: unknown[] }[];
+function configDocument(objects: Doc[], configMap = "berth-config", key = "berth.yaml"): Record<string, unknown> {
+  const [doc] = parseAllDocuments(one(objects, "ConfigMap", configMap).data[key]) as unknown as { toJS(): Record<string, unknown>; errors: unknown[] }[];
   assert.deepEqual(doc.errors, []);
   return doc.toJS();
 }
 
-/** The config a berth container runs with: the ConfigMap's file, with `serve`'s flags applied as server/main.ts applies them. */
-function containerConfig(objects: Doc[], container: Doc): BerthConfig {
+/**
+ * The config a workload's berth container runs with: the file `--config` names in the ConfigMap
+ * mounted there, with `serve`'s flags applied as server/main.ts applies them.
+ */
+function containerConfig(objects: Doc[], workload: Doc): BerthConfig {
+  const container = berthContainer(workload);
   const args = container.args as string[];
   assert.equal(args[0], "serve");
-  const document = configDocument(objects);
   const flag = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
+  const file = flag("--config")!;
+  const mount = (container.volumeMounts as Doc[]).find((m) => file.startsWith(`${m.mountPath}/`));
+  const configMap = (workload.spec.template.spec.volumes as Doc[]).find((v) => v.name === mount?.name)?.configMap?.name;
+  assert.ok(configMap, `${workload.kind} ${workload.metadata.name}: --config ${file} is in a mounted ConfigMap`);
+  const document = configDocument(objects, configMap, file.slice(mount!.mountPath.length + 1));
   if (flag("--listen")) document.listen = flag("--listen");
   if (args.includes("--no-admission")) delete document.admission;
-  return parseConfig(document, `configmap.yaml berth.yaml with ${args.slice(1).join(" ")}`);
+  return parseConfig(document, `${configMap} ${file} with ${args.slice(1).join(" ")}`);
 }
 
 const berthContainer = (workload: Doc): Doc => workload.spec.template.spec.containers.find((c: Doc) => c.name === "berth");
@@ -96,7 +159,7 @@ describe("deploy/: Kubernetes manifests, node snippets and compose config", () =
   it("parses every YAML file, each document with a known kind and its apiVersion", async () => {
     const files = await filesUnder(DEPLOY, /\.ya?ml$/);
     assert.ok(files.length >= 10, `found ${files.length} YAML files`);
-    for (const file of files.filter((f) => !f.includes(`${join("deploy", "compose")}`))) {
+    for (const file of files.filter((f) => !f.includes(`${join("deploy", "compose")}`) && !isPatch(f))) {
       for (const doc of await documents(file)) {
         assert.ok(doc.kind in API_VERSIONS, `${relative(ROOT, file)}: unexpected kind ${doc.kind}`);
         assert.equal(doc.apiVersion, API_VERSIONS[doc.kind], `${relative(ROOT, file)}: ${doc.kind}`);
@@ -118,7 +181,7 @@ describe("deploy/: Kubernetes manifests, node snippets and compose config", () =
     assert.throws(() => validateObject(policy), /cidr must be string/);
   });
 
-  it("puts every namespaced object in berth's namespace; the kustomization and its cert-manager component name files that exist", async () => {
+  it("puts every namespaced object in berth's namespace; the kustomization and its components name files that exist", async () => {
     const objects = await kubernetesObjects();
     for (const object of objects.filter((o) => !["Namespace", "MutatingWebhookConfiguration", "Kustomization", "Component"].includes(o.kind))) {
       assert.equal(object.metadata.namespace, "berth", `${object.kind} ${object.metadata.name}`);
@@ -127,8 +190,13 @@ describe("deploy/: Kubernetes manifests, node snippets and compose config", () =
     const listed = await readdir(join(DEPLOY, "kubernetes"));
     for (const resource of kustomization.resources as string[]) assert.ok(listed.includes(resource), `${resource} exists`);
     assert.ok(!(kustomization.resources as string[]).some((r) => r.includes("cert-manager")), "cert-manager's kinds are applied only by its component");
-    const component = one(objects, "Component");
-    for (const resource of component.resources as string[]) assert.ok((await readdir(join(DEPLOY, "kubernetes", "cert-manager"))).includes(resource), `cert-manager/${resource} exists`);
+    for (const name of ["cert-manager", "tiers"]) {
+      const [component] = await documents(join(DEPLOY, "kubernetes", name, "kustomization.yaml"));
+      assert.equal(component.kind, "Component");
+      const files = await readdir(join(DEPLOY, "kubernetes", name));
+      for (const resource of component.resources as string[]) assert.ok(files.includes(resource), `${name}/${resource} exists`);
+      for (const patch of (component.patches ?? []) as Doc[]) assert.ok(files.includes(patch.path) && isPatch(patch.path), `${name}/${patch.path} exists`);
+    }
     assert.ok(kustomization.images.some((i: Doc) => i.name === "berth"), "the kustomization sets berth's image");
   });
 
@@ -147,7 +215,7 @@ describe("deploy/: Kubernetes manifests, node snippets and compose config", () =
   it("registers the webhooks at /admission of a Service that reaches the webhook Deployment's listener, with failurePolicy Ignore", async () => {
     const objects = await kubernetesObjects();
     const webhookDeployment = one(objects, "Deployment", "berth-webhook");
-    const config = containerConfig(objects, berthContainer(webhookDeployment));
+    const config = containerConfig(objects, webhookDeployment);
     const webhookConfig = one(objects, "MutatingWebhookConfiguration");
     assert.deepEqual(webhookConfig.webhooks.map((w: Doc) => w.name), ["pods.images.berth.dev", "workloads.images.berth.dev"]);
     for (const webhook of webhookConfig.webhooks as Doc[]) {
@@ -195,7 +263,7 @@ describe("deploy/: Kubernetes manifests, node snippets and compose config", () =
     const pod = daemonSet.spec.template.spec;
     assert.equal(pod.hostNetwork, true);
     assert.equal(pod.dnsPolicy, "ClusterFirstWithHostNet");
-    const nodeConfig = containerConfig(objects, berthContainer(daemonSet));
+    const nodeConfig = containerConfig(objects, daemonSet);
     assert.equal(nodeConfig.listen, "127.0.0.1:5000", "the node's loopback only: no pod, no other machine reaches it");
     assert.equal(nodeConfig.admission, undefined, "no webhook listener on the node's network");
     for (const probe of [berthContainer(daemonSet).readinessProbe, berthContainer(daemonSet).livenessProbe]) assert.equal(probe.httpGet.host, "127.0.0.1", "the kubelet probes the node's loopback");
@@ -204,7 +272,7 @@ describe("deploy/: Kubernetes manifests, node snippets and compose config", () =
       const workload = one(objects, kind, name);
       const spec = workload.spec.template.spec;
       const container = berthContainer(workload);
-      const config = containerConfig(objects, container);
+      const config = containerConfig(objects, workload);
       assert.equal(container.ports.find((p: Doc) => p.name === "registry").containerPort, portOf(config.listen));
       assert.equal(container.readinessProbe.httpGet.path, "/readyz");
       assert.equal(container.livenessProbe.httpGet.path, "/healthz");
@@ -221,8 +289,8 @@ describe("deploy/: Kubernetes manifests, node snippets and compose config", () =
       const preStop = Number(container.lifecycle.preStop.exec.command.at(-1));
       assert.ok(spec.terminationGracePeriodSeconds * 1000 > preStop * 1000 + config.shutdown.gracePeriod, `${kind} ${name}: the grace period covers preStop and berth's shutdown`);
     }
-    assert.ok(containerConfig(objects, berthContainer(one(objects, "Deployment", "berth-webhook"))).admission, "the webhook Deployment serves the webhook");
-    assert.equal(containerConfig(objects, berthContainer(one(objects, "Deployment", "berth"))).admission, undefined);
+    assert.ok(containerConfig(objects, one(objects, "Deployment", "berth-webhook")).admission, "the webhook Deployment serves the webhook");
+    assert.equal(containerConfig(objects, one(objects, "Deployment", "berth")).admission, undefined);
     const registryService = one(objects, "Service", "berth-registry");
     assert.equal(registryService.spec.ports[0].port, 5000);
     assert.deepEqual(registryService.spec.selector, one(objects, "Deployment", "berth").spec.template.metadata.labels);
@@ -285,6 +353,76 @@ describe("deploy/: Kubernetes manifests, node snippets and compose config", () =
       assert.ok(rule.from.length > 0 && rule.from.every((peer: Doc) => Object.keys(peer).join() === "ipBlock"), "only address blocks: no pod or namespace selector opens it to pods");
     }
     assert.ok(!objects.some((o) => o.kind === "NetworkPolicy" && o.spec.podSelector.matchLabels?.["app.kubernetes.io/component"] === undefined), "no policy selects the hostNetwork DaemonSet's pods, which NetworkPolicy does not govern");
+  });
+
+  describe("tiers: node berths behind a cluster berth (components: [tiers])", () => {
+    it("makes objects the Kubernetes schemas accept, whose pods stay within the namespace's Pod Security levels, the cluster tier's within restricted", async () => {
+      const objects = await withComponent("tiers");
+      for (const object of objects.filter(hasSchema)) assert.doesNotThrow(() => validateObject(object), `${object.kind} ${object.metadata.name}`);
+      const namespace = one(objects, "Namespace", "berth");
+      const enforce = namespace.metadata.labels["pod-security.kubernetes.io/enforce"] as Level;
+      for (const workload of objects.filter((o) => o.kind === "DaemonSet" || o.kind === "Deployment")) {
+        const { spec, metadata } = workload.spec.template;
+        assert.deepEqual(podSecurityViolations(spec, metadata, enforce), [], `${workload.kind} ${workload.metadata.name}`);
+        if (workload.kind === "Deployment") assert.deepEqual(podSecurityViolations(spec, metadata, "restricted"), [], `${workload.kind} ${workload.metadata.name} meets restricted`);
+      }
+      const { spec, metadata } = one(objects, "DaemonSet", "berth").spec.template;
+      assert.deepEqual(podSecurityViolations(spec, metadata, "baseline"), ["Host Namespaces", "HostPath Volumes", "Host Ports"], "the parent's credentials add no control the DaemonSet breaks");
+    });
+
+    it("points the node tier and the webhook at the cluster tier's Service, as the node account of a Secret they mount, with the cluster tier's hosts and prefixes", async () => {
+      const objects = await withComponent("tiers");
+      const clusterTier = one(objects, "Deployment", "berth-cluster");
+      const service = one(objects, "Service", "berth-cluster");
+      assert.deepEqual(service.spec.selector, clusterTier.spec.template.metadata.labels, "the Service selects the cluster tier's pods");
+      const cluster = containerConfig(objects, clusterTier);
+      const upstreamsOf = (config: BerthConfig) => config.upstreams.map(({ host, prefix }) => `${host} ${prefix}`).sort();
+
+      const daemonSet = one(objects, "DaemonSet", "berth");
+      const webhook = one(objects, "Deployment", "berth-webhook");
+      for (const workload of [daemonSet, webhook]) {
+        const name = `${workload.kind} ${workload.metadata.name}`;
+        const config = containerConfig(objects, workload);
+        const parent = new URL(config.cluster.parent!);
+        assert.equal(parent.hostname, `${service.metadata.name}.${service.metadata.namespace}.svc`, `${name}: the parent is the cluster tier's Service`);
+        assert.equal(Number(parent.port), service.spec.ports[0].port, name);
+        assert.equal(service.spec.ports[0].targetPort, "registry");
+        assert.equal(berthContainer(clusterTier).ports.find((p: Doc) => p.name === "registry").containerPort, portOf(cluster.listen), "the Service reaches the cluster tier's listener");
+        assert.deepEqual(upstreamsOf(config), upstreamsOf(cluster), `${name}: the hosts and prefixes the cluster tier mirrors`);
+        assert.ok(config.upstreams.every((u) => u.credentials.length === 0) && config.tenants.length === 0, `${name}: single-tenant, no registry credentials`);
+        const [credentials] = config.cluster.credentials;
+        const mount = berthContainer(workload).volumeMounts.find((m: Doc) => credentials.startsWith(`${m.mountPath}/`));
+        const volume = workload.spec.template.spec.volumes.find((v: Doc) => v.name === mount?.name);
+        assert.equal(volume?.secret?.secretName, "berth-parent-credentials", `${name}: cluster.credentials is the mounted Secret`);
+        assert.ok(volume.secret.items.some((i: Doc) => i.key === ".dockerconfigjson" && credentials === `${mount.mountPath}/${i.path}`), `${name}: the Secret's .dockerconfigjson`);
+      }
+      const nodeConfig = containerConfig(objects, daemonSet);
+      assert.equal(nodeConfig.listen, "127.0.0.1:5000");
+      assert.equal(nodeConfig.admission, undefined);
+      const webhookConfig = containerConfig(objects, webhook);
+      assert.equal(webhookConfig.admission?.registry, `localhost:${portOf(nodeConfig.listen)}`, "the webhook rewrites images to the node tier's loopback");
+    });
+
+    it("runs the cluster tier in token mode, only the node account pulling, on its own volume, with a grace period covering preStop and shutdown", async () => {
+      const objects = await withComponent("tiers");
+      const clusterTier = one(objects, "Deployment", "berth-cluster");
+      const config = containerConfig(objects, clusterTier);
+      assert.equal(config.auth.mode, "token", "a ClusterIP is reachable from every pod");
+      assert.equal(config.cluster.parent, undefined);
+      assert.equal(config.admission, undefined);
+      assert.deepEqual(config.auth.nodes.map((n) => n.username), ["node"]);
+      assert.deepEqual(
+        config.auth.policy.map((rule) => ({ roles: rule.roles, repositories: rule.repositories, actions: rule.actions, anonymous: rule.anonymous })),
+        [{ roles: ["node"], repositories: ["**"], actions: ["pull"], anonymous: false }],
+      );
+      const container = berthContainer(clusterTier);
+      const storage = container.volumeMounts.find((m: Doc) => m.mountPath === config.storage.root);
+      assert.ok(clusterTier.spec.template.spec.volumes.find((v: Doc) => v.name === storage.name).persistentVolumeClaim, "storage on a PersistentVolume");
+      assert.equal(clusterTier.spec.replicas, 1, "one berth process owns its storage");
+      assert.equal(clusterTier.spec.strategy.type, "Recreate");
+      const preStop = Number(container.lifecycle.preStop.exec.command.at(-1));
+      assert.ok(clusterTier.spec.template.spec.terminationGracePeriodSeconds * 1000 > preStop * 1000 + config.shutdown.gracePeriod);
+    });
   });
 
   it("makes the webhook's certificate without cert-manager: a CA, a serving certificate for the Service, the Secret and the caBundle patch", async (t) => {
