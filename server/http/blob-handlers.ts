@@ -7,9 +7,9 @@ import { parseRangeHeader } from "./byte-range.js";
 import { sendEmpty } from "./responses.js";
 
 /**
- * On successful blob answers only: `hit` when berth served what it had cached for the
- * repository, `miss` when it fetched the blob for the request. A refusal carries none: it would
- * tell anyone what is cached.
+ * On successful blob answers only: `hit` when the repository's copy was already in berth's
+ * store, `miss` when it is being fetched (or stored) for this request. A refusal carries none:
+ * it would tell anyone what is cached.
  */
 export const CACHE_HEADER = "Berth-Cache";
 

@@ -318,7 +318,7 @@ export class ProxyRepository implements Repository {
     if (fill) {
       await this.admit(asked, false, () => this.client.blobSize(this.upstreamName, digest.toString()));
       await fill.sized;
-      if (fill.size !== undefined) return { size: fill.size, cached: fill.state === "verified" || fill.state === "stored" };
+      if (fill.size !== undefined) return { size: fill.size, cached: false };
     }
     this.refuseWhenOffline(asked);
     const upstream = await this.upstreamCall(() => this.client.blobSize(this.upstreamName, digest.toString())).catch((err: unknown) => {
@@ -345,14 +345,13 @@ export class ProxyRepository implements Repository {
     this.refuseWhenOffline(asked);
     if (this.mirror.fills.get(digest, this.backoffKey)) await this.admit(asked, false, () => this.client.blobSize(this.upstreamName, digest.toString()));
     const fill = this.startFill(digest);
-    // Verified bytes from this upstream for this repository, about to be linked: what berth has, not a fetch.
-    const cached = fill.state === "verified" || fill.state === "stored";
-    if (cached) this.mirror.meter.cacheHit("blob");
+    // Verified bytes from this upstream for this repository, being stored: no fetch, but not stored yet either.
+    if (fill.state === "verified" || fill.state === "stored") this.mirror.meter.cacheHit("blob");
     else this.mirror.meter.cacheMiss("blob");
     await fill.sized;
     if (fill.size === undefined) await fill.finished;
     if (fill.state === "failed" || fill.size === undefined) throw this.translate(fill.error, asked);
-    return { size: fill.size, cached, stream: await fill.open(range) };
+    return { size: fill.size, cached: false, stream: await fill.open(range) };
   }
 
   /** Fetches the blob from this upstream repository, or joins that fetch in flight. */

@@ -35,8 +35,8 @@ export interface BlobInfo {
   /** Size of the whole blob. */
   size: number;
   /**
-   * Served from what berth had cached for this repository, not fetched for this request (a
-   * hosted blob always is): the `Berth-Cache` header of a successful answer.
+   * Served from this repository's copy already in berth's store (a hosted blob always is), not
+   * from a fetch still being stored: the `Berth-Cache` header of a successful answer.
    */
   cached: boolean;
 }
