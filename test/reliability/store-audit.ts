@@ -4,7 +4,7 @@ import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 
 /** What a storage root holds at its top level; anything else is a stray write. */
-const TOP_LEVEL = new Set(["blobs", "repositories", "mirrors", "uploads", "cache", "auth", "_tmp", "_probe"]);
+const TOP_LEVEL = new Set(["blobs", "repositories", "mirrors", "uploads", "cache", "auth", "_tmp", "_probe", "_lease"]);
 const HEX_LENGTH: Record<string, number> = { sha256: 64, sha512: 128 };
 const PART_NAME = /^\d{16}$/;
 const UPLOAD_ID = /^[a-f0-9-]{36}$/;
