@@ -26,7 +26,7 @@ import type { RequestedBy } from "./registry/registry.js";
 import { RecentManifests } from "./registry/recent-manifests.js";
 import { RoutingRegistry } from "./registry/routing-registry.js";
 import { RepositoryMetadata } from "./storage/repository-metadata.js";
-import { openFilesystemStorage, type Storage } from "./storage/storage.js";
+import { openStorage, type Storage } from "./storage/storage.js";
 import { UpstreamBackoff } from "./upstream/backoff.js";
 import { Keyring } from "./upstream/credentials/keyring.js";
 import { KeyringUnion } from "./upstream/credentials/keyring-union.js";
@@ -50,7 +50,7 @@ export interface Berth {
 }
 
 export async function startBerth(config: BerthConfig, log: Logger): Promise<Berth> {
-  const storage = await openFilesystemStorage(config.storage.root);
+  const storage = await openStorage(config.storage);
   const auth = await setUpAuth(config);
   const fills = new BlobFills(storage.driver, storage.blobs);
   const backoff = new UpstreamBackoff();
@@ -143,6 +143,7 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
       for (const mirror of mirrors) mirror.tagLists.close();
       await admissionClosed;
       await storage.blobs.usage.save().catch((err: unknown) => log.warn({ err }, "could not save blob access times"));
+      await storage.close();
     },
   };
 }

@@ -1,8 +1,8 @@
 import type { Logger } from "../log.js";
 import { NO_METRICS, type RegistryMetrics } from "../metrics/registry-metrics.js";
 import { Digest } from "../reference/digest.js";
-import { BlobStore } from "../storage/blob-store.js";
 import type { RepositoryMetadata } from "../storage/repository-metadata.js";
+import type { MultipartReport } from "../storage/s3/multipart-collector.js";
 import type { Storage } from "../storage/storage.js";
 import { referencedDigests } from "./manifest.js";
 
@@ -24,6 +24,8 @@ export interface CollectionReport {
   evicted: number;
   freedBytes: number;
   expiredUploads: number;
+  /** With driver s3: abandoned multipart uploads aborted, and those left (younger than storage.s3.abandonedUploadAge). */
+  multipartUploads?: MultipartReport;
 }
 
 interface CachedBlob {
@@ -63,9 +65,8 @@ export class ContentCollector {
     const report: CollectionReport = { blobs: 0, hostedBytes: 0, cacheBytes: 0, deletedUnreferenced: 0, evicted: 0, freedBytes: 0, expiredUploads: 0 };
     const cached: CachedBlob[] = [];
     const now = Date.now();
-    for await (const digest of this.storage.blobs.digests()) {
-      const info = await this.storage.driver.stat(BlobStore.path(digest));
-      if (!info) continue;
+    for await (const info of this.storage.blobs.stored()) {
+      const digest = info.digest;
       report.blobs++;
       const key = digest.toString();
       if (hosted.has(key)) {
@@ -96,6 +97,8 @@ export class ContentCollector {
       }
     }
     report.expiredUploads = await this.expireUploads();
+    const multipartUploads = await this.storage.s3?.multipart.run();
+    if (multipartUploads) report.multipartUploads = multipartUploads;
     await this.storage.blobs.usage.save();
     this.log.info({ collection: report }, "content collection finished");
     this.metrics.collected(report);
