@@ -11,6 +11,14 @@ import { makeTempDir, type TempDir } from "./temp-dir.js";
 export const STORAGE_DRIVERS = ["filesystem", "s3"] as const;
 export type StorageDriverKind = (typeof STORAGE_DRIVERS)[number];
 
+/**
+ * The driver suites that run berth use: filesystem, or s3 when the run sets
+ * BERTH_TEST_STORAGE=s3 (the `on-s3.test.ts` files do, to run a whole suite again on S3).
+ */
+export function testStorageDriver(): StorageDriverKind {
+  return process.env.BERTH_TEST_STORAGE === "s3" ? "s3" : "filesystem";
+}
+
 /** A store of one driver kind, for a test. */
 export interface TestStorage {
   readonly kind: StorageDriverKind;
