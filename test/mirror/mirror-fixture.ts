@@ -4,11 +4,13 @@ import { join } from "node:path";
 import { parseConfig } from "../../config/load.js";
 import { createLogger } from "../../server/log.js";
 import { startBerth, type Berth } from "../../server/server.js";
+import { storageConfigFor, testStorageDriver } from "../support/storage-drivers.js";
 
-/** An in-process berth on a free port over a temp storage root, mirroring the given upstreams. */
+/** An in-process berth on a free port over a temp storage root (or a bucket, on S3 runs), mirroring the given upstreams. */
 export async function startMirror(upstreams: Record<string, unknown>[], extra: Record<string, unknown> = {}): Promise<Berth & { root: string; stop(): Promise<void> }> {
   const root = await mkdtemp(join(tmpdir(), "berth-mirror-"));
-  const config = parseConfig({ listen: "127.0.0.1:0", upstreams, ...extra, storage: { ...(extra.storage as object | undefined), root } }, "test");
+  const storage = { ...(await storageConfigFor(testStorageDriver(), root)), ...(extra.storage as object | undefined), root };
+  const config = parseConfig({ listen: "127.0.0.1:0", upstreams, ...extra, storage }, "test");
   const berth = await startBerth(config, createLogger(process.env.BERTH_TEST_LOG ?? "silent"));
   return {
     ...berth,
