@@ -61,6 +61,7 @@ describe("S3 driver (on Swift's s3api)", () => {
     let go!: () => void;
     const ingesting = store.storage.blobs.ingest(pausedSource(data.subarray(0, 2 * PART + 10), data.subarray(2 * PART + 10), new Promise((resolve) => (go = resolve))), { expected: digest });
     for (let i = 0; i < 400 && (s3.traffic.requests.get("UploadPart") ?? 0) < 2; i++) await delay(50);
+    for (let i = 0; i < 50 && (await multipartUploads()).length === 0; i++) await delay(200);
     assert.deepEqual((await multipartUploads()).map((u) => u.Key), [BlobStore.path(digest)], "parts go straight to the final key");
     assert.equal(await visible(BlobStore.path(digest)), false, "nothing is visible before the digest verified");
     go();
@@ -167,6 +168,8 @@ describe("S3 driver (on Swift's s3api)", () => {
     for (let i = 0; i < 400 && (s3.traffic.requests.get("UploadPart") ?? 0) < 1; i++) await delay(50);
     const { id } = await store.storage.uploads.create("team/app");
     await store.storage.uploads.append(id, 0, Readable.from([randomBytes(PART + 1)]));
+    // Swift lists a new multipart upload after a moment.
+    for (let i = 0; i < 50 && (await multipartUploads()).length < 3; i++) await delay(200);
     assert.equal((await multipartUploads()).length, 3);
 
     const report = await s3.multipart.run();

@@ -26,6 +26,8 @@ const SESSION_DATA = /^uploads\/([a-f0-9-]{36})\/data$/;
 export class MultipartCollector {
   /** The last pass, for metrics. */
   last?: MultipartReport;
+  /** Uploads aborted by every pass so far. */
+  abortedTotal = 0;
 
   constructor(
     private readonly driver: S3Driver,
@@ -53,6 +55,7 @@ export class MultipartCollector {
       }
     }
     this.last = report;
+    this.abortedTotal += report.aborted;
     return report;
   }
 }

@@ -1,6 +1,7 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { StorageConfig } from "../../../config/storage-schema.js";
+import type { S3MetricSources } from "../../metrics/s3-metrics.js";
 import { BlobStore } from "../blob-store.js";
 import { RepositoryMetadata } from "../repository-metadata.js";
 import { RootLease } from "../root-lease.js";
@@ -51,4 +52,16 @@ export async function openS3Storage(config: StorageConfig): Promise<Storage & { 
     await lease.release();
     throw err;
   }
+}
+
+/** What the S3 metrics read, at each scrape. */
+export function s3MetricSources(s3: S3Storage): S3MetricSources {
+  return {
+    requests: () => s3.traffic.requests,
+    sentBytes: () => s3.traffic.sentBytes,
+    copiedBytes: () => s3.traffic.copiedBytes,
+    spoolBytes: () => s3.driver.spool.usedBytes,
+    failing: () => s3.driver.bucket.health.failing !== undefined,
+    multipart: () => s3.multipart.last && { left: s3.multipart.last.left, leftBytes: s3.multipart.last.leftBytes, abortedTotal: s3.multipart.abortedTotal },
+  };
 }
