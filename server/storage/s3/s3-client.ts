@@ -40,11 +40,16 @@ export function createS3Client(config: S3Config, traffic: S3Traffic): S3Client {
   });
   // DeleteObjects must carry Content-MD5, which the SDK stopped sending when it moved to
   // its own checksums; stores that predate those refuse the request without it.
+  // An empty body gets an explicit Content-Length: 0.
   client.middlewareStack.add(
     (next, context) => async (args) => {
       const request = args.request as { headers?: Record<string, string>; body?: unknown };
       if (context.commandName === "DeleteObjectsCommand" && typeof request.body === "string" && request.headers) {
         request.headers["content-md5"] = createHash("md5").update(request.body).digest("base64");
+      }
+      // The SDK leaves the header out for an empty body, then warns about streams of unknown length.
+      if (request.headers && !("content-length" in request.headers) && (request.body === undefined || (request.body as { length?: number }).length === 0)) {
+        request.headers["content-length"] = "0";
       }
       return next(args);
     },
