@@ -60,9 +60,11 @@ export class ContentCollector {
   }
 
   private async collect(): Promise<CollectionReport> {
+    // First: one listing, and what it finds should not wait for a long eviction.
+    const multipartUploads = await this.storage.s3?.multipart.run();
     const hosted = await this.hostedDigests();
     const mirrored = await this.mirroredLinks();
-    const report: CollectionReport = { blobs: 0, hostedBytes: 0, cacheBytes: 0, deletedUnreferenced: 0, evicted: 0, freedBytes: 0, expiredUploads: 0 };
+    const report: CollectionReport = { blobs: 0, hostedBytes: 0, cacheBytes: 0, deletedUnreferenced: 0, evicted: 0, freedBytes: 0, expiredUploads: 0, ...(multipartUploads ? { multipartUploads } : {}) };
     const cached: CachedBlob[] = [];
     const now = Date.now();
     for await (const info of this.storage.blobs.stored()) {
@@ -97,8 +99,6 @@ export class ContentCollector {
       }
     }
     report.expiredUploads = await this.expireUploads();
-    const multipartUploads = await this.storage.s3?.multipart.run();
-    if (multipartUploads) report.multipartUploads = multipartUploads;
     await this.storage.blobs.usage.save();
     this.log.info({ collection: report }, "content collection finished");
     this.metrics.collected(report);
