@@ -76,6 +76,8 @@ export function s3StorageConfig(s3: S3Endpoint, bucket: string, extra: Record<st
     region: s3.region,
     forcePathStyle: true,
     credentials: { source: "file", file: s3.credentialsFile },
+    // The smallest part S3 allows, so that the tests' blobs of a few MiB go multipart too.
+    partSize: "5MiB",
     abandonedUploadAge: 0,
     ...extra,
   };
