@@ -3,7 +3,7 @@
 # Swift (Debian bookworm's 2.30) with its s3api middleware and tempauth, one replica on one
 # directory-backed device, everything (configs, rings, data, pids, logs) under DATADIR.
 #
-#   swift-s3.sh start DATADIR [PORT]   PORT 0 or absent: a free loopback port
+#   swift-s3.sh start DATADIR [PORT [BUCKET]]   PORT 0 or absent: a free loopback port; BUCKET is created
 #   swift-s3.sh stop  DATADIR          ends the daemons DATADIR/run/*.pid names
 #   swift-s3.sh sweep PARENT           stops and removes PARENT/berth-s3.* whose owner died
 #
@@ -24,7 +24,7 @@ set -euo pipefail
 PY=/usr/bin/python3   # Debian's python, which has swift; not a shim earlier in PATH
 log() { echo "swift-s3: $*" >&2; }
 die() { log "$*"; exit 1; }
-usage() { die "usage: $0 start DATADIR [PORT] | stop DATADIR | sweep PARENT"; }
+usage() { die "usage: $0 start DATADIR [PORT [BUCKET]] | stop DATADIR | sweep PARENT"; }
 
 [ $# -ge 2 ] || usage
 cmd=$1
@@ -81,17 +81,25 @@ esac
 
 dir=$(mkdir -p "$2" && cd "$2" && pwd) || die "cannot use DATADIR $2"
 port=${3:-0}
+bucket=${4:-}
 [[ $port =~ ^[0-9]+$ ]] || usage
+[ -z "$bucket" ] || [[ $bucket =~ ^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$ ]] || die "not a bucket name: $bucket"
 run=$dir/run
 conf=$dir/conf
 
-# s3_status PORT: HTTP status of a SigV2-signed ListBuckets as test:tester
+# s3_status PORT [METHOD PATH]: HTTP status of a SigV2-signed request as test:tester (default ListBuckets)
 s3_status() {
-  local d sig
+  local d sig method=${2:-GET} path=${3:-/}
   d=$(LC_ALL=C date -u '+%a, %d %b %Y %H:%M:%S GMT')
-  sig=$(printf 'GET\n\n\n%s\n/' "$d" | openssl dgst -sha1 -hmac testing -binary | base64)
-  curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "Date: $d" \
-    -H "Authorization: AWS test:tester:$sig" "http://127.0.0.1:$1/" || true
+  sig=$(printf '%s\n\n\n%s\n%s' "$method" "$d" "$path" | openssl dgst -sha1 -hmac testing -binary | base64)
+  curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X "$method" -H "Date: $d" \
+    -H "Authorization: AWS test:tester:$sig" "http://127.0.0.1:$1$path" || true
+}
+make_bucket() { # make_bucket PORT: creates $bucket, when given (an existing one is kept)
+  [ -z "$bucket" ] && return 0
+  local status
+  status=$(s3_status "$1" PUT "/$bucket")
+  [ "$status" = 200 ] || [ "$status" = 409 ] || die "creating bucket $bucket answered $status"
 }
 print_env() {
   printf 'S3_ENDPOINT=http://127.0.0.1:%s\nS3_ACCESS_KEY_ID=test:tester\nS3_SECRET_ACCESS_KEY=testing\nS3_REGION=us-east-1\n' "$1"
@@ -100,6 +108,7 @@ print_env() {
 if alive "$run/proxy.pid" "$dir"; then
   p=$(cat "$run/port")
   [ "$(s3_status "$p")" = 200 ] || die "a proxy for $dir runs but S3 on port $p does not answer; stop it first"
+  make_bucket "$p"
   print_env "$p"
   exit 0
 fi
@@ -241,5 +250,6 @@ for _ in $(seq 1200); do
 done
 [ $ok = 1 ] || { log "S3 did not answer within 60 s"; false; }
 trap - ERR INT TERM
-log "up on 127.0.0.1:$port, data in $dir/srv"
+make_bucket "$port"
+log "up on 127.0.0.1:$port, data in $dir/srv${bucket:+, bucket $bucket}"
 print_env "$port"
