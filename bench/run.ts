@@ -6,9 +6,10 @@ import { FULL_SIZES, QUICK_SIZES, type MemoryReading, type Scenario, type Table,
 import { coldPull } from "./scenarios/cold-pull.js";
 import { herd } from "./scenarios/herd.js";
 import { manifests } from "./scenarios/manifests.js";
+import { s3 } from "./scenarios/s3.js";
 import { warmBlob } from "./scenarios/warm-blob.js";
 
-const SCENARIOS: Scenario[] = [warmBlob, coldPull, herd, manifests];
+const SCENARIOS: Scenario[] = [warmBlob, coldPull, herd, manifests, s3];
 /** Names that select several scenarios: memory is read during the warm 16-client read and the herd. */
 const GROUPS: Record<string, string[]> = { memory: ["warm-blob", "herd"] };
 
