@@ -34,7 +34,7 @@ export const s3Schema = z
     forcePathStyle: z.boolean().default(false).describe("Address the bucket in the path (http://ENDPOINT/BUCKET/KEY) instead of the host name; most stores other than AWS need it."),
     credentials: s3CredentialsSchema,
     partSize: size("8MiB")
-      .refine((bytes) => bytes >= 5 * MiB && bytes <= 5 * 1024 * MiB, "must be between 5MiB and 5GiB (S3's part limits)")
+      .refine((bytes) => bytes >= 5 * MiB && bytes <= 2 * 1024 * MiB, "must be between 5MiB (S3's smallest part) and 2GiB (a last part may take up to twice this, under S3's 5GiB)")
       .describe("Size of each multipart-upload part; blobs smaller than one part are written with a single PutObject."),
     checksums: z
       .enum(["when-required", "when-supported"])

@@ -119,6 +119,27 @@ describe("S3 driver (on Swift's s3api)", () => {
     assert.deepEqual(await store.leftovers(), []);
   });
 
+  it("uploads a large chunk's full parts while it still arrives, and keeps a remainder under 5 MiB as the tail of the next part", async () => {
+    const data = randomBytes(3 * PART + 2 * MiB + 4 * MiB);
+    const uploads = store.storage.uploads;
+    const { id } = await uploads.create("team/app");
+    const first = data.subarray(0, 3 * PART + 2 * MiB);
+    let go!: () => void;
+    const appending = uploads.append(id, 0, pausedSource(first.subarray(0, 2 * PART + 1), first.subarray(2 * PART + 1), new Promise((resolve) => (go = resolve))));
+    for (let i = 0; i < 400 && (s3.traffic.requests.get("UploadPart") ?? 0) < 2; i++) await delay(50);
+    assert.equal(s3.traffic.requests.get("UploadPart"), 2, "two full parts went up before the chunk ended");
+    go();
+    await appending;
+    assert.equal(s3.traffic.requests.get("UploadPart"), 3);
+    assert.deepEqual(await store.storage.driver.list(`uploads/${id}/tail`), [(3 * PART).toString().padStart(16, "0")], "the 2 MiB remainder is the tail");
+    await uploads.append(id, first.length, Readable.from([data.subarray(first.length)]));
+    assert.equal(s3.traffic.requests.get("UploadPart"), 4, "the tail and the next chunk's first 3 MiB make one part");
+    assert.deepEqual(await store.storage.driver.list(`uploads/${id}/tail`), [(4 * PART).toString().padStart(16, "0")], "its last 1 MiB is the new tail");
+    await uploads.complete(id, sha256(data));
+    assert.ok(data.equals((await readAll(store.storage.blobs, sha256(data)))!));
+    assert.deepEqual(await store.leftovers(), []);
+  });
+
   it("writes a ?digest= push that arrives whole straight onto its key: no session multipart upload, no copy", async () => {
     const data = randomBytes(2 * PART + 1);
     const { id } = await store.storage.uploads.create("team/app");

@@ -37,14 +37,16 @@ export async function openS3Storage(config: StorageConfig): Promise<Storage & { 
     const driver = new S3Driver(bucket, new LocalObjectIndex(), new Spool(s3.spool.dir ?? join(config.root, "spool"), s3.spool.maxSize), s3.partSize);
     await driver.initialise();
     const blobs = new BlobStore(driver);
+    const uploads = new S3UploadStore(driver, blobs);
     return {
       driver,
       blobs,
       metadata: new RepositoryMetadata(driver),
-      uploads: new S3UploadStore(driver, blobs),
+      uploads,
       s3: { driver, traffic, multipart: new MultipartCollector(driver, s3.abandonedUploadAge) },
       close: async () => {
         driver.close();
+        await uploads.close();
         await lease.release();
       },
     };

@@ -41,8 +41,8 @@ interface RunningHash {
 /**
  * Blob upload sessions on S3. Each session is one multipart upload on `uploads/<id>/data`:
  * a chunk that, with the tail before it, fills at least a 5 MiB part is uploaded as parts
- * straight away; a shorter one is kept as a tail object and joined to the next chunk's first
- * part. So a small chunk costs O(tail), never O(upload) (Distribution's S3 driver re-copies
+ * while it arrives; a shorter one (or what is left under 5 MiB after full parts) is kept as a
+ * tail object and joined to the next chunk's first part. So a small chunk costs O(tail), never O(upload) (Distribution's S3 driver re-copies
  * the whole upload on every chunk under 5 MiB), and 1 MiB chunks send each byte at most
  * twice before the final copy. The session record is rewritten after every chunk; a crash
  * leaves the session at its last recorded chunk. Completion verifies the digest (from the
@@ -87,6 +87,7 @@ export class S3UploadStore implements Uploads {
       this.running.delete(id);
       const metered = new MeteredChunks(maxSize, (chunk) => hashing?.hash.update(chunk));
       const file = await this.driver.spool.create(TAILS);
+      const parts = new ChunkParts(this.bucket, dataPath(id), record, await this.tailPieces(id, record), file.path, this.driver.partSize);
       let kept = false;
       try {
         let position = 0;
@@ -98,14 +99,16 @@ export class S3UploadStore implements Uploads {
               file.handle.write(chunk, 0, chunk.length, position).then(({ bytesWritten }) => {
                 position += bytesWritten;
                 file.grew(bytesWritten);
-                callback();
+                parts.arrived(position);
+                callback(parts.failure ?? null);
               }, callback);
             },
           }),
         );
         const length = metered.bytes;
-        if (length > 0) kept = await this.store(id, record, { file: file.path, start: 0, length }, file);
+        if (length > 0) kept = await this.store(id, record, parts, { file: file.path, start: 0, length }, file);
       } finally {
+        await parts.settled();
         if (!kept) await file.release();
       }
       if (hashing) this.running.set(id, { hash: hashing.hash, bytes: record.size });
@@ -113,39 +116,48 @@ export class S3UploadStore implements Uploads {
     });
   }
 
-  /** Adds a received chunk to the session: as parts when it fills one, else as a tail object. True when `file` is kept as a tail's local copy. */
-  private async store(id: string, record: SessionRecord, chunk: { file: string; start: number; length: number }, file: SpoolFile): Promise<boolean> {
+  /**
+   * Adds a received chunk to the session: as parts when, with the tail before it, it fills one
+   * (full parts already went up while it arrived), else as a tail object; a remainder under
+   * 5 MiB after full parts becomes the new tail. True when `file` is kept as a tail's local copy.
+   */
+  private async store(id: string, record: SessionRecord, parts: ChunkParts, chunk: { file: string; start: number; length: number }, file: SpoolFile): Promise<boolean> {
     const tailBytes = record.tail.reduce((sum, t) => sum + t.size, 0);
     const offset = record.size;
     if (tailBytes + chunk.length < MIN_PART) {
-      const path = tailPath(id, offset);
-      await this.bucket.put(path, piecesBody([chunk]));
-      this.driver.index.present(path, { size: chunk.length, modified: new Date() });
-      this.localTails.set(path, file);
+      await this.putTail(id, offset, [chunk], file, chunk.length);
       record.tail.push({ offset, size: chunk.length });
       record.size += chunk.length;
       await this.save(id, record);
       return true;
     }
-    const pieces = [...(await this.tailPieces(id, record)), chunk];
-    const total = tailBytes + chunk.length;
-    record.multipart ??= { uploadId: await this.bucket.createMultipart(dataPath(id)), parts: [] };
-    // Parts of partSize; the last one takes the remainder, so no part but the last is short.
-    const partSize = this.driver.partSize;
-    const count = Math.max(1, Math.floor(total / partSize));
-    for (let i = 0, start = 0; i < count; i++) {
-      const length = i === count - 1 ? total - start : partSize;
-      const number = record.multipart.parts.length + 1;
-      const part = await this.bucket.uploadPart(dataPath(id), record.multipart.uploadId, number, piecesBody(slice(pieces, start, length)));
-      record.multipart.parts.push({ number, etag: part.ETag, size: length });
-      start += length;
-    }
+    const remainder = await parts.finish(tailBytes + chunk.length);
     const joined = record.tail;
+    record.multipart = parts.multipart;
     record.tail = [];
     record.size += chunk.length;
+    if (remainder > 0) {
+      const copy = await this.driver.spool.create(TAILS);
+      try {
+        await copy.handle.writeFile(await pieceBytes({ file: chunk.file, start: chunk.length - remainder, length: remainder }));
+        copy.grew(remainder);
+        await this.putTail(id, record.size - remainder, [{ file: copy.path, start: 0, length: remainder }], copy, remainder);
+      } catch (err) {
+        await copy.release();
+        throw err;
+      }
+      record.tail.push({ offset: record.size - remainder, size: remainder });
+    }
     await this.save(id, record);
     await this.dropTails(id, joined);
     return false;
+  }
+
+  private async putTail(id: string, offset: number, pieces: Piece[], file: SpoolFile, length: number): Promise<void> {
+    const path = tailPath(id, offset);
+    await this.bucket.put(path, piecesBody(pieces));
+    this.driver.index.present(path, { size: length, modified: new Date() });
+    this.localTails.set(path, file);
   }
 
   async complete(id: string, digest: Digest, body?: Readable): Promise<UploadSession> {
@@ -204,6 +216,12 @@ export class S3UploadStore implements Uploads {
       const record = await this.record(id);
       if (record) await this.remove(id, record);
     });
+  }
+
+  /** Closes the local copies of tails (the tail objects stay in S3). */
+  async close(): Promise<void> {
+    for (const file of this.localTails.values()) await file.release();
+    this.localTails.clear();
   }
 
   async ids(): Promise<string[]> {
@@ -265,6 +283,111 @@ export class S3UploadStore implements Uploads {
 
   private async save(id: string, record: SessionRecord): Promise<void> {
     await this.driver.writeSmall(`${ROOT}/${id}/info`, JSON.stringify(record));
+  }
+}
+
+/** Part uploads in flight per chunk while it arrives. */
+const PARTS_IN_FLIGHT = 2;
+
+/**
+ * The parts one chunk adds to a session's multipart upload, cut from the session's tail
+ * followed by the chunk: each full part is uploaded as soon as its bytes are in the spool,
+ * two at a time, so a large PATCH is on its way to S3 while it still arrives.
+ */
+class ChunkParts {
+  failure?: Error;
+  multipart?: NonNullable<SessionRecord["multipart"]>;
+  private creating?: Promise<string>;
+  /** Bytes of tail + chunk handed to part uploads so far. */
+  private cut = 0;
+  private received = 0;
+  private started = 0;
+  private readonly uploads = new Set<Promise<void>>();
+  private readonly done: { number: number; etag: string; size: number }[] = [];
+  private readonly tailBytes: number;
+
+  constructor(
+    private readonly bucket: S3UploadStore["bucket"],
+    private readonly path: string,
+    record: SessionRecord,
+    private readonly tail: Piece[],
+    private readonly chunkFile: string,
+    private readonly partSize: number,
+  ) {
+    this.multipart = record.multipart && { uploadId: record.multipart.uploadId, parts: [...record.multipart.parts] };
+    this.tailBytes = record.tail.reduce((sum, t) => sum + t.size, 0);
+  }
+
+  /** The chunk's first `bytes` are in the spool: starts the full parts they complete. */
+  arrived(bytes: number): void {
+    this.received = bytes;
+    while (!this.failure && this.uploads.size < PARTS_IN_FLIGHT && this.tailBytes + this.received - this.cut >= this.partSize) this.start(this.partSize);
+  }
+
+  /**
+   * The chunk has all arrived (`total` bytes with the tail): uploads what is left as parts, the
+   * last taking the remainder, or leaves a remainder under 5 MiB after full parts to the
+   * caller; returns that remainder.
+   */
+  async finish(total: number): Promise<number> {
+    this.received = total - this.tailBytes;
+    for (;;) {
+      await this.settled();
+      if (this.failure) throw this.failure;
+      const left = total - this.cut;
+      if (left === 0) break;
+      if (left < MIN_PART && this.cut > 0) return this.complete(left);
+      if (left >= 2 * this.partSize) {
+        this.arrived(this.received);
+        continue;
+      }
+      this.start(left);
+    }
+    return this.complete(0);
+  }
+
+  private async complete(remainder: number): Promise<number> {
+    const parts = [...this.multipart!.parts, ...this.done].sort((a, b) => a.number - b.number);
+    this.multipart = { uploadId: this.multipart!.uploadId, parts };
+    return remainder;
+  }
+
+  async settled(): Promise<void> {
+    while (this.uploads.size > 0) await Promise.all([...this.uploads]);
+    await this.creating?.catch(() => {});
+  }
+
+  private start(length: number): void {
+    const start = this.cut;
+    this.cut += length;
+    const index = this.started++;
+    const upload = (async () => {
+      const uploadId = await this.uploadId();
+      const number = this.multipart!.parts.length + index + 1;
+      const pieces = slice([...this.tail, { file: this.chunkFile, start: 0, length: this.received }], start, length);
+      const part = await this.bucket.uploadPart(this.path, uploadId, number, piecesBody(pieces));
+      this.done.push({ number, etag: part.ETag, size: length });
+    })().then(
+      () => {
+        this.uploads.delete(upload);
+        this.arrived(this.received);
+      },
+      (err: unknown) => {
+        this.uploads.delete(upload);
+        this.failure ??= err as Error;
+      },
+    );
+    this.uploads.add(upload);
+  }
+
+  private uploadId(): Promise<string> {
+    this.creating ??= this.multipart
+      ? Promise.resolve(this.multipart.uploadId)
+      : this.bucket.createMultipart(this.path).then((uploadId) => {
+          this.multipart = { uploadId, parts: [] };
+          return uploadId;
+        });
+    return this.creating;
   }
 }
 
