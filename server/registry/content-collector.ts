@@ -60,7 +60,9 @@ export class ContentCollector {
   }
 
   private async collect(): Promise<CollectionReport> {
-    // First: one listing, and what it finds should not wait for a long eviction.
+    // On S3 first: what the start-up listing missed joins the index before links are counted,
+    // and abandoned multipart uploads should not wait for a long eviction.
+    await this.storage.s3?.driver.reconcile();
     const multipartUploads = await this.storage.s3?.multipart.run();
     const hosted = await this.hostedDigests();
     const mirrored = await this.mirroredLinks();

@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
 import { afterEach, beforeEach, describe, it } from "node:test";
-import { CreateMultipartUploadCommand, HeadObjectCommand, ListMultipartUploadsCommand, UploadPartCommand, type S3Client } from "@aws-sdk/client-s3";
+import { CreateMultipartUploadCommand, HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand, UploadPartCommand, type S3Client } from "@aws-sdk/client-s3";
 import { Digest } from "../../server/reference/digest.js";
 import { BlobStore, DigestMismatchError } from "../../server/storage/blob-store.js";
 import { RepositoryMetadata } from "../../server/storage/repository-metadata.js";
@@ -178,6 +178,17 @@ describe("S3 driver (on Swift's s3api)", () => {
     assert.equal(await reopened.hasBlob("team/app", digest), true);
     assert.equal(await store.storage.blobs.size(digest), 6);
     assert.deepEqual(Object.fromEntries(s3.traffic.requests), { ListObjectsV2: 1, PutObject: 1 }, "the walk and the start-up probe");
+  });
+
+  it("adds to its index, at reconciliation, a key a listing left out, but never one it deleted", async () => {
+    const metadata = new RepositoryMetadata(store.storage.driver);
+    const digest = sha256(Buffer.from("manifest"));
+    await metadata.setTag("team/app", "deleted", digest);
+    await metadata.deleteTag("team/app", "deleted");
+    await raw.send(new PutObjectCommand({ Bucket: bucket, Key: "repositories/team/app/_tags/missed", Body: digest.toString() }));
+    assert.deepEqual(await metadata.tags("team/app"), [], "the index does not know of the key written behind its back");
+    for (let i = 0; i < 50 && (await s3.driver.reconcile()) === 0; i++) await delay(200);
+    assert.deepEqual(await metadata.tags("team/app"), ["missed"]);
   });
 
   it("aborts abandoned multipart uploads, checks that the abort took, and leaves the ones a write or an upload session owns", async () => {

@@ -35,6 +35,21 @@ export class S3Driver implements StorageDriver {
     this.probeTimer = setInterval(() => void this.probe().catch(() => {}), PROBE_INTERVAL_MS).unref();
   }
 
+  /**
+   * Adds to the index what one walk of the bucket finds and the index does not know: keys a
+   * listing left out at start (listings may lag writes). Keys this process deleted stay
+   * absent, whatever a lagging listing still shows. Content collection runs it first.
+   */
+  async reconcile(): Promise<number> {
+    let added = 0;
+    for await (const object of this.bucket.list("")) {
+      if (this.index.lookup(object.path) !== undefined) continue;
+      this.index.present(object.path, { size: object.size, modified: object.modified });
+      added++;
+    }
+    return added;
+  }
+
   close(): void {
     clearInterval(this.probeTimer);
   }
