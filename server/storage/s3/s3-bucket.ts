@@ -32,6 +32,10 @@ const DELETE_BATCH = 1000;
 const RETRY_AFTER_SECONDS = 5;
 /** Slowest upload rate a request body is given time for, on top of the timeout. */
 const MIN_UPLOAD_BYTES_PER_SECOND = 1024 * 1024;
+/** Slowest rate S3 is given time to copy at on its side (its answer comes once the copy is done). */
+const MIN_COPY_BYTES_PER_SECOND = 8 * 1024 * 1024;
+/** Time S3 is given per part to assemble a completed multipart upload. */
+const COMPLETE_MS_PER_PART = 100;
 
 /** A request body that can be produced again for each attempt. */
 export interface Body {
@@ -131,7 +135,9 @@ export class S3Bucket {
 
   async completeMultipart(path: string, uploadId: string, parts: CompletedPart[]): Promise<void> {
     await this.call("CompleteMultipartUpload", () =>
-      this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.name, Key: this.key(path), UploadId: uploadId, MultipartUpload: { Parts: parts } })),
+      this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.name, Key: this.key(path), UploadId: uploadId, MultipartUpload: { Parts: parts } }), {
+        requestTimeout: this.timing.timeoutMs + parts.length * COMPLETE_MS_PER_PART,
+      }),
     );
   }
 
@@ -168,7 +174,7 @@ export class S3Bucket {
   async copy(from: string, to: string, size: number): Promise<void> {
     const source = `${this.name}/${encodeURIComponent(this.key(from)).replace(/%2F/g, "/")}`;
     if (size <= MAX_SINGLE_COPY) {
-      await this.call("CopyObject", () => this.client.send(new CopyObjectCommand({ Bucket: this.name, Key: this.key(to), CopySource: source })));
+      await this.call("CopyObject", () => this.client.send(new CopyObjectCommand({ Bucket: this.name, Key: this.key(to), CopySource: source }), this.copying(size)));
       this.traffic.copied(size);
       return;
     }
@@ -178,7 +184,7 @@ export class S3Bucket {
       for (let start = 0, number = 1; start < size; start += COPY_PART, number++) {
         const end = Math.min(size, start + COPY_PART) - 1;
         const answer = await this.call("UploadPartCopy", () =>
-          this.client.send(new UploadPartCopyCommand({ Bucket: this.name, Key: this.key(to), UploadId: uploadId, PartNumber: number, CopySource: source, CopySourceRange: `bytes=${start}-${end}` })),
+          this.client.send(new UploadPartCopyCommand({ Bucket: this.name, Key: this.key(to), UploadId: uploadId, PartNumber: number, CopySource: source, CopySourceRange: `bytes=${start}-${end}` }), this.copying(end + 1 - start)),
         );
         this.traffic.copied(end + 1 - start);
         parts.push({ PartNumber: number, ETag: answer.CopyPartResult?.ETag ?? "" });
@@ -264,6 +270,11 @@ export class S3Bucket {
   /** Time for a request with a body: the timeout, plus the body sent at a slow but steady rate. */
   private sending(body: Body): { requestTimeout: number } {
     return { requestTimeout: this.timing.timeoutMs + Math.ceil((body.length / MIN_UPLOAD_BYTES_PER_SECOND) * 1000) };
+  }
+
+  /** Time for a server-side copy: S3 answers once it has copied every byte. */
+  private copying(bytes: number): { requestTimeout: number } {
+    return { requestTimeout: this.timing.timeoutMs + Math.ceil((bytes / MIN_COPY_BYTES_PER_SECOND) * 1000) };
   }
 
   private unavailable(operation: string, err: unknown): StorageUnavailableError {
