@@ -26,15 +26,16 @@ async function s3Counters(berth: QuietBerth): Promise<{ requests: number; moved:
   let moved = 0;
   for (const line of page.split("\n")) {
     const request = /^berth_s3_requests_total\{operation="(\w+)"\} (\d+)/.exec(line);
-    if (request) byOperation.set(request[1], Number(request[2]));
+    // Readiness probes (one every 10 s) serve no client.
+    if (request && request[1] !== "Probe") byOperation.set(request[1], Number(request[2]));
     const bytes = /^berth_s3_(sent|copied)_bytes_total (\d+)/.exec(line);
     if (bytes) moved += Number(bytes[2]);
   }
   return { requests: [...byOperation.values()].reduce((a, b) => a + b, 0), moved, byOperation };
 }
 
-/** Pushes `size` bytes as a chunked upload of `chunk`-byte PATCHes; returns the seconds it took. */
-async function chunkedPush(berth: QuietBerth, repository: string, size: number, chunk: number): Promise<number> {
+/** Pushes `size` bytes as a chunked upload of `chunk`-byte PATCHes; returns the seconds it took, and those of its completing PUT. */
+async function chunkedPush(berth: QuietBerth, repository: string, size: number, chunk: number): Promise<{ seconds: number; completing: number }> {
   const base = randomBytes(Math.min(chunk, size));
   const nonce = randomBytes(16);
   const hash = createHash("sha256");
@@ -57,9 +58,10 @@ async function chunkedPush(berth: QuietBerth, repository: string, size: number, 
   }
   const url = new URL(location, berth.url);
   url.searchParams.set("digest", `sha256:${hash.digest("hex")}`);
-  const put = await fetch(url, { method: "PUT" });
+  const completing = performance.now();
+  const put = await fetch(url, { method: "PUT", signal: AbortSignal.timeout(1_800_000) });
   if (put.status !== 201) throw new Error(`PUT upload: ${put.status} ${await put.text()}`);
-  return (performance.now() - started) / 1000;
+  return { seconds: (performance.now() - started) / 1000, completing: (performance.now() - completing) / 1000 };
 }
 
 /** `clients` concurrent plain SDK GETs of one object, read to the end: the bucket's own speed. */
@@ -120,9 +122,9 @@ export const s3: Scenario = {
         title: `Chunked push of ${smallChunks} MiB in ${smallChunks} × 1 MiB chunks`,
         columns: ["system", "seconds", "S3 requests", "MiB moved to or within S3", "× blob size"],
         rows: [
-          ["berth on disk", smallDisk.toFixed(2), "—", "—", "—"],
-          ["berth on Swift", smallS3.toFixed(2), String(requests), (moved / MiB).toFixed(0), (moved / (smallChunks * MiB)).toFixed(2)],
-          ["Distribution 2.8.2 s3 driver on Swift (the issue's anchor, 100 × 1 MiB)", "66× its filesystem time", "1,117", "5,035 (server-side copies)", "50.35"],
+          ["berth on disk", smallDisk.seconds.toFixed(2), "—", "—", "—"],
+          ["berth on Swift", smallS3.seconds.toFixed(2), String(requests), (moved / MiB).toFixed(0), (moved / (smallChunks * MiB)).toFixed(2)],
+          ["Distribution 2.8.2 s3 driver on Swift (the issue's anchor for 100 × 1 MiB, not measured by this run)", "66× its filesystem time", "1,117", "5,035 (server-side copies)", "50.35"],
         ],
       });
       tables.push({ title: "berth's S3 requests for that push, by operation", columns: ["operation", "requests"], rows: operations.map(([op, n]) => [op, String(n)]) });
@@ -137,10 +139,10 @@ export const s3: Scenario = {
       memory.push({ phase: `chunked push of ${large / MiB} MiB to berth on Swift`, process: "berth (S3)", peakMiB: await sampler.stop() });
       tables.push({
         title: `Chunked push of ${large / MiB} MiB in 16 MiB chunks`,
-        columns: ["berth on disk (s)", "berth on Swift (s)", "ratio"],
-        rows: [[largeDisk.toFixed(2), largeS3.toFixed(2), ratio(largeS3, largeDisk)]],
+        columns: ["berth on disk (s)", "of which the completing PUT", "berth on Swift (s)", "of which the completing PUT (S3's copy under the digest)", "ratio"],
+        rows: [[largeDisk.seconds.toFixed(2), largeDisk.completing.toFixed(2), largeS3.seconds.toFixed(2), largeS3.completing.toFixed(2), ratio(largeS3.seconds, largeDisk.seconds)]],
       });
-      targets.push({ target: `chunked push of ${large / MiB} MiB: ≤ 1.5× berth on disk`, measured: ratio(largeS3, largeDisk), met: largeS3 <= 1.5 * largeDisk });
+      targets.push({ target: `chunked push of ${large / MiB} MiB: ≤ 1.5× berth on disk`, measured: ratio(largeS3.seconds, largeDisk.seconds), met: largeS3.seconds <= 1.5 * largeDisk.seconds });
 
       // 3. A warm large blob, 16 clients: berth on Swift vs a plain SDK GET from the same Swift.
       progress(`warm ${large / MiB} MiB blob, 16 clients`);

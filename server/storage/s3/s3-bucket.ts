@@ -1,5 +1,5 @@
 import { createReadStream } from "node:fs";
-import { pipeline, Transform, type Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
 import {
   AbortMultipartUploadCommand,
@@ -285,24 +285,21 @@ export class S3Bucket {
 }
 
 /**
- * `body` as a stream that fails when a window of `windowMs` passes in which its reader waited
- * for data and none arrived: S3 stalled mid-body. A reader that is slow itself (data still
- * buffered) never trips it, where a socket idle timeout would cut a slow client's download.
+ * `body`, destroyed when a window of `windowMs` passes in which it flowed (its reader wanted
+ * data) and none arrived: S3 stalled mid-body. A reader that is slow itself pauses the body,
+ * which never trips it, where a socket idle timeout would cut a slow client's download. It
+ * watches the body's own events rather than adding a stream stage, which every byte would cross.
  */
 function guardStall(body: Readable, windowMs: number, failure: () => Error): Readable {
   let arrived = false;
-  const guarded = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      arrived = true;
-      callback(null, chunk);
-    },
-  });
+  const seen = () => (arrived = true);
+  body.on("data", seen);
   const watchdog = setInterval(() => {
-    if (!arrived && guarded.readableLength === 0 && !guarded.isPaused()) guarded.destroy(failure());
+    if (!arrived && body.readableFlowing === true && body.readableLength === 0) body.destroy(failure());
     arrived = false;
   }, windowMs).unref();
-  pipeline(body, guarded, () => clearInterval(watchdog));
-  return guarded;
+  body.once("close", () => clearInterval(watchdog));
+  return body;
 }
 
 function statusOf(err: unknown): number | undefined {

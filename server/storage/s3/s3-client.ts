@@ -7,6 +7,9 @@ import { parse as parseYaml } from "yaml";
 import type { S3Config } from "../../../config/storage-schema.js";
 import { S3Traffic } from "./s3-traffic.js";
 
+/** The object readiness writes (S3Driver's probe): counted as operation Probe, apart from the requests serving clients. */
+export const PROBE_KEY = "_probe";
+
 /** How long credentials read from a file are used before the file is read again (a rotated Secret). */
 const CREDENTIALS_FILE_TTL_MS = 5 * 60_000;
 
@@ -57,7 +60,8 @@ export function createS3Client(config: S3Config, traffic: S3Traffic): S3Client {
   );
   client.middlewareStack.add(
     (next, context) => async (args) => {
-      traffic.request(context.commandName ?? "unknown", args.request as { headers?: Record<string, string> });
+      const key = (args.input as { Key?: string }).Key;
+      traffic.request(key?.endsWith(PROBE_KEY) ? "Probe" : (context.commandName ?? "unknown"), args.request as { headers?: Record<string, string> });
       return next(args);
     },
     { step: "finalizeRequest", name: "berthTraffic", priority: "low" },

@@ -4,6 +4,7 @@ import { StorageUnavailableError } from "../storage-unavailable-error.js";
 import type { ObjectIndex } from "./object-index.js";
 import { LiveUploads, S3PendingObject, type S3PendingContext } from "./s3-pending-object.js";
 import type { S3Bucket } from "./s3-bucket.js";
+import { PROBE_KEY } from "./s3-client.js";
 import type { Spool } from "./spool.js";
 
 /** How often an idle berth checks that S3 still takes writes, so readiness follows an outage. */
@@ -171,7 +172,7 @@ export class S3Driver implements StorageDriver {
   /** One small PutObject, at most one at a time: its outcome is S3's health. */
   private probe(): Promise<void> {
     const body = Buffer.from(String(Date.now()));
-    this.probing ??= this.bucket.put("_probe", { length: body.length, open: () => body }).finally(() => (this.probing = undefined));
+    this.probing ??= this.bucket.put(PROBE_KEY, { length: body.length, open: () => body }).finally(() => (this.probing = undefined));
     return this.probing;
   }
 }
