@@ -25,8 +25,8 @@ export class QuietBerth {
     readonly storageDir: string,
   ) {}
 
-  /** berth with an empty store, mirroring `origin` under the prefix `origin` when given; `settings` adds config keys (e.g. `auth`). */
-  static async start(origin?: { host: string; url: string }, settings: Record<string, unknown> = {}): Promise<QuietBerth> {
+  /** berth with an empty store, mirroring `origin` under the prefix `origin` when given; `config` adds top-level keys (a `storage` section). */
+  static async start(origin?: { host: string; url: string }, config: Record<string, unknown> = {}): Promise<QuietBerth> {
     const dir = await makeTempDir("bench-berth");
     try {
       const configPath = join(dir.path, "berth.yml");
@@ -34,7 +34,7 @@ export class QuietBerth {
       await mkdir(storageDir);
       await writeFile(
         configPath,
-        toYaml({ log: { level: "warn" }, upstreams: origin ? [{ host: origin.host, url: origin.url, prefix: MIRROR_PREFIX }] : [], ...settings }),
+        toYaml({ log: { level: "warn" }, upstreams: origin ? [{ host: origin.host, url: origin.url, prefix: MIRROR_PREFIX }] : [], ...config }),
       );
       const url = `http://127.0.0.1:${await freeLoopbackPort()}`;
       const server = await ServerProcess.start({

@@ -7,9 +7,10 @@ import { coldPull } from "./scenarios/cold-pull.js";
 import { herd } from "./scenarios/herd.js";
 import { loginFlood } from "./scenarios/login-flood.js";
 import { manifests } from "./scenarios/manifests.js";
+import { s3 } from "./scenarios/s3.js";
 import { warmBlob } from "./scenarios/warm-blob.js";
 
-const SCENARIOS: Scenario[] = [warmBlob, coldPull, herd, manifests, loginFlood];
+const SCENARIOS: Scenario[] = [warmBlob, coldPull, herd, manifests, loginFlood, s3];
 /** Names that select several scenarios: memory is read during the warm 16-client read and the herd. */
 const GROUPS: Record<string, string[]> = { memory: ["warm-blob", "herd"] };
 

@@ -4,6 +4,7 @@ import { authSchema } from "./auth-schema.js";
 import { clusterSchema } from "./cluster-schema.js";
 import { duration } from "./duration.js";
 import { size } from "./size.js";
+import { storageSchema } from "./storage-schema.js";
 import { archFallbackSchema, upstreamsSchema } from "./upstream-schema.js";
 
 const hostPort = z
@@ -15,13 +16,7 @@ const hostPort = z
 export const configSchema = z
   .object({
     listen: hostPort.default("127.0.0.1:5000"),
-    storage: z
-      .object({
-        root: z.string().min(1).default("./data").describe("Directory holding blobs, manifests, tags and uploads."),
-        uploadMaxAge: duration("168h").describe("Upload sessions started longer ago are abandoned; content collection removes them."),
-      })
-      .strict()
-      .prefault({}),
+    storage: storageSchema,
     log: z
       .object({
         level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info").describe("Log level of the JSON logs on stderr."),

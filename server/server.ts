@@ -13,6 +13,7 @@ import { createTokenRoutes } from "./http/token-routes.js";
 import { answerUnparsableRequest } from "./http/unparsable-request.js";
 import type { Logger } from "./log.js";
 import { BerthMetrics } from "./metrics/berth-metrics.js";
+import { registerS3Metrics } from "./metrics/s3-metrics.js";
 import NodeCache from "node-cache";
 import type { ArchFallbackConfig } from "../config/upstream-schema.js";
 import { BlobFills } from "./registry/blob-fill.js";
@@ -27,7 +28,8 @@ import type { RequestedBy } from "./registry/registry.js";
 import { RecentManifests } from "./registry/recent-manifests.js";
 import { RoutingRegistry } from "./registry/routing-registry.js";
 import { RepositoryMetadata } from "./storage/repository-metadata.js";
-import { openFilesystemStorage, type Storage } from "./storage/storage.js";
+import { s3MetricSources } from "./storage/s3/s3-storage.js";
+import { openStorage, type Storage } from "./storage/storage.js";
 import { UpstreamBackoff } from "./upstream/backoff.js";
 import { Keyring } from "./upstream/credentials/keyring.js";
 import { KeyringUnion } from "./upstream/credentials/keyring-union.js";
@@ -52,12 +54,13 @@ export interface Berth {
 }
 
 export async function startBerth(config: BerthConfig, log: Logger): Promise<Berth> {
-  const storage = await openFilesystemStorage(config.storage.root);
+  const storage = await openStorage(config.storage);
   const fills = new BlobFills(storage.driver, storage.blobs);
   const backoff = new UpstreamBackoff();
   // Behind a parent, the status page shows where each upstream is fetched from: the parent.
   const reached = config.upstreams.map((upstream) => ({ host: upstream.host, url: config.cluster.parent ?? upstream.url }));
   const metrics = new BerthMetrics({ fills, backoff, upstreams: reached });
+  if (storage.s3) registerS3Metrics(metrics.registry, s3MetricSources(storage.s3));
   const mirrors = await createMirrors(config, storage, fills, backoff, metrics, log);
   const defaultMirror = mirrors.find((m) => m.upstream.host === config.defaultUpstream || m.upstream.prefix === config.defaultUpstream);
   const routing = new RoutingRegistry(new HostedRegistry(storage), storage.metadata, mirrors, defaultMirror);
@@ -150,6 +153,7 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
       await auth.close();
       await admissionClosed;
       await storage.blobs.usage.save().catch((err: unknown) => log.warn({ err }, "could not save blob access times"));
+      await storage.close();
     },
   };
 }

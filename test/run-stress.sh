@@ -16,4 +16,5 @@ if [ ${#files[@]} -eq 0 ]; then
   mapfile -t files < <(find test/stress -name '*.stress.ts' | sort | sed -e 's#^#dist/#' -e 's#\.ts$#.js#')
   files+=(dist/test/reliability/hostile-input.test.js)
 fi
-exec node --test --test-reporter=spec --test-concurrency=1 --test-timeout=3600000 "${files[@]}"
+. test/setup/s3-for-run.sh
+node --test --test-reporter=spec --test-concurrency=1 --test-timeout=3600000 "${files[@]}"

@@ -26,4 +26,6 @@ for source in "${sources[@]}"; do
   [ -f "$compiled" ] || { echo "run.sh: $compiled missing: did the build fail?" >&2; exit 1; }
   files+=("$compiled")
 done
-exec node --test --test-reporter=spec --test-timeout=600000 "${options[@]}" "${files[@]}"
+# One S3 endpoint (Swift's s3api on loopback) for the whole run, shared by every test file.
+. test/setup/s3-for-run.sh
+node --test --test-reporter=spec --test-timeout=600000 "${options[@]}" "${files[@]}"

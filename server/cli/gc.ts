@@ -3,7 +3,7 @@ import { createLogger } from "../log.js";
 import { ContentCollector, type CollectionReport } from "../registry/content-collector.js";
 import { DeliveredBlobs } from "../registry/delivered-blobs.js";
 import { RepositoryMetadata } from "../storage/repository-metadata.js";
-import { openFilesystemStorage } from "../storage/storage.js";
+import { openStorage } from "../storage/storage.js";
 import { formatBytes } from "../human-readable.js";
 import { OperationError } from "./cli-error.js";
 import { OFFLINE_OPTIONS, offlineConfig } from "./offline-config.js";
@@ -45,7 +45,7 @@ async function collectOnline(values: Parameters<typeof berthClientFrom>[0]): Pro
 
 async function collectOffline(values: { storage?: string; config?: string }): Promise<CollectionReport> {
   const config = await offlineConfig(values);
-  const storage = await openFilesystemStorage(config.storage.root);
+  const storage = await openStorage(config.storage);
   await storage.blobs.usage.load();
   const collector = new ContentCollector(
     storage,
@@ -63,6 +63,7 @@ async function collectOffline(values: { storage?: string; config?: string }): Pr
     throw new OperationError(`collection failed: ${(err as Error).message}`);
   } finally {
     await storage.blobs.usage.save();
+    await storage.close();
   }
 }
 

@@ -4,11 +4,12 @@ import { gc } from "./gc.js";
 import { keys } from "./keys.js";
 import { policy } from "./policy.js";
 import { resolve } from "./resolve.js";
+import { storage } from "./storage-copy.js";
 import type { Terminal, Verb } from "./verb.js";
 import { warm } from "./warm.js";
 
 /** Every `berth <verb>` but serve. */
-export const VERBS: Readonly<Record<string, Verb>> = { resolve, warm, policy, gc, keys };
+export const VERBS: Readonly<Record<string, Verb>> = { resolve, warm, policy, gc, keys, storage };
 
 export function isVerb(name: string): boolean {
   return Object.hasOwn(VERBS, name);

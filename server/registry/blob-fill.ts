@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { Readable, type Writable } from "node:stream";
 import { Digest } from "../reference/digest.js";
-import type { BlobStore } from "../storage/blob-store.js";
+import { BlobStore } from "../storage/blob-store.js";
 import { sendChunks, type Scratch } from "../storage/chunk-sender.js";
 import type { ByteRange, ObjectStream, PendingObject, PendingReader, StorageDriver } from "../storage/driver.js";
 import { UpstreamError } from "../upstream/upstream-error.js";
@@ -191,7 +191,7 @@ export class BlobFill {
   private async run(driver: StorageDriver, blobs: BlobStore, hooks: FillHooks): Promise<void> {
     let pending: PendingObject | undefined;
     try {
-      pending = await driver.createPending();
+      pending = await driver.createPending({ target: BlobStore.path(this.digest) });
       this.source = await pending.openReader();
       const upstream = await hooks.fetch();
       // Errors surface through the iteration below; this keeps a destroy before it starts from being unhandled.

@@ -1,8 +1,8 @@
 import type { Logger } from "../log.js";
 import { NO_METRICS, type RegistryMetrics } from "../metrics/registry-metrics.js";
 import { Digest } from "../reference/digest.js";
-import { BlobStore } from "../storage/blob-store.js";
 import type { RepositoryMetadata } from "../storage/repository-metadata.js";
+import type { MultipartReport } from "../storage/s3/multipart-collector.js";
 import type { Storage } from "../storage/storage.js";
 import type { DeliveredBlobs } from "./delivered-blobs.js";
 import { referencedDigests } from "./manifest.js";
@@ -32,6 +32,8 @@ export interface CollectionReport {
   evicted: number;
   freedBytes: number;
   expiredUploads: number;
+  /** With driver s3: abandoned multipart uploads aborted, and those left (younger than storage.s3.abandonedUploadAge). */
+  multipartUploads?: MultipartReport;
 }
 
 interface CachedBlob {
@@ -66,16 +68,19 @@ export class ContentCollector {
   }
 
   private async collect(): Promise<CollectionReport> {
+    // On S3 first: what the start-up listing missed joins the index before links are counted,
+    // and abandoned multipart uploads should not wait for a long eviction.
+    await this.storage.s3?.driver.reconcile();
+    const multipartUploads = await this.storage.s3?.multipart.run();
     const hosted = await this.hostedDigests();
     const mirrored = await this.mirroredLinks();
     // An index berth synthesized is kept as cached content: evicted when the cache is full, not collected as garbage.
     for await (const digest of this.storage.synthesized.digests()) if (!mirrored.has(digest)) mirrored.set(digest, []);
-    const report: CollectionReport = { blobs: 0, hostedBytes: 0, cacheBytes: 0, deletedUnreferenced: 0, evicted: 0, freedBytes: 0, expiredUploads: 0 };
+    const report: CollectionReport = { blobs: 0, hostedBytes: 0, cacheBytes: 0, deletedUnreferenced: 0, evicted: 0, freedBytes: 0, expiredUploads: 0, ...(multipartUploads ? { multipartUploads } : {}) };
     const cached: CachedBlob[] = [];
     const now = Date.now();
-    for await (const digest of this.storage.blobs.digests()) {
-      const info = await this.storage.driver.stat(BlobStore.path(digest));
-      if (!info) continue;
+    for await (const info of this.storage.blobs.stored()) {
+      const digest = info.digest;
       report.blobs++;
       const key = digest.toString();
       if (hosted.has(key)) {

@@ -1,3 +1,5 @@
+import { StorageUnavailableError } from "../storage/storage-unavailable-error.js";
+
 /** The error codes of the distribution-spec, with the HTTP status each is answered with. */
 export const ERROR_STATUS = {
   BLOB_UNKNOWN: 404,
@@ -78,10 +80,15 @@ export class UpstreamDeniedError extends RegistryError {
 /**
  * The error a client is told for any failure: a RegistryError as it is; a full disk as 507
  * (Insufficient Storage) and a store that cannot be written (read-only, I/O errors) as 503,
- * so that a client sees why, not an opaque 500; anything else as 500 UNKNOWN.
+ * so that a client sees why, not an opaque 500; an object store that is down as 503 with
+ * Retry-After; anything else as 500 UNKNOWN.
  */
 export function asRegistryError(err: unknown): RegistryError {
   if (err instanceof RegistryError) return err;
+  const unavailable = storageUnavailable(err);
+  if (unavailable) {
+    return new RegistryError("UNAVAILABLE", "berth's storage is unavailable; retry later", undefined, { headers: { "Retry-After": String(unavailable.retryAfterSeconds) }, cause: err });
+  }
   switch (errnoCode(err)) {
     case "ENOSPC":
     case "EDQUOT":
@@ -93,6 +100,13 @@ export function asRegistryError(err: unknown): RegistryError {
     default:
       return new RegistryError("UNKNOWN", undefined, undefined, { cause: err });
   }
+}
+
+function storageUnavailable(err: unknown): StorageUnavailableError | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if (e instanceof StorageUnavailableError) return e;
+  }
+  return undefined;
 }
 
 /** The errno code of an error or of what caused it (a storage error wrapped on its way up). */

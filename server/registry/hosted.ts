@@ -122,10 +122,9 @@ export class HostedRepository implements Repository {
 
   async completeUpload(id: string, digest: Digest, body?: Readable): Promise<number> {
     await this.upload(id);
-    if (body) await this.appendUpload(id, undefined, body);
     const session = await translateUploadErrors(id, async () => {
       try {
-        return await this.storage.uploads.complete(id, digest);
+        return await this.storage.uploads.complete(id, digest, body);
       } catch (err) {
         // As Distribution does: content that failed verification is dropped, not kept for a retry.
         if (err instanceof DigestMismatchError) await this.storage.uploads.cancel(id);

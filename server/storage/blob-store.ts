@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { KeyedLock } from "../concurrency/keyed-lock.js";
 import { Digest, type DigestAlgorithm } from "../reference/digest.js";
 import { BlobUsage } from "./blob-usage.js";
 import { MeteredChunks } from "./metered-chunks.js";
@@ -30,6 +31,8 @@ export interface IngestOptions {
  * Content is hashed while it is written and only ever placed under the digest it hashes to.
  */
 export class BlobStore {
+  private readonly placing = new KeyedLock();
+
   constructor(
     private readonly driver: StorageDriver,
     readonly usage: BlobUsage = new BlobUsage(driver),
@@ -61,7 +64,7 @@ export class BlobStore {
     const hash = createHash(algorithm);
     const limit = options.maxSize ?? options.expectedSize;
     const metered = new MeteredChunks(limit, (chunk) => hash.update(chunk));
-    const pending = await this.driver.createPending();
+    const pending = await this.driver.createPending(options.expected ? { target: BlobStore.path(options.expected) } : {});
     try {
       await pipeline(source, metered.stage, pending.stream);
       const size = metered.bytes;
@@ -84,22 +87,30 @@ export class BlobStore {
     return digest;
   }
 
-  /** Places an already verified pending object under its digest (or drops it if present). */
+  /**
+   * Places an already verified pending object under its digest (or drops it if present). One at
+   * a time per digest: an object store must not overwrite a blob with the same bytes (Swift
+   * keeps the overwritten multipart object's segments).
+   */
   async place(pending: PendingObject, digest: Digest): Promise<void> {
-    if ((await this.size(digest)) !== undefined) {
-      await pending.discard();
-      return;
-    }
-    await pending.commit(BlobStore.path(digest));
+    await this.placing.run(digest.toString(), async () => {
+      if ((await this.size(digest)) !== undefined) {
+        await pending.discard();
+        return;
+      }
+      await pending.commit(BlobStore.path(digest));
+    });
   }
 
   /** Moves an already verified object at `path` under its digest. */
   async adopt(path: string, digest: Digest): Promise<void> {
-    if ((await this.size(digest)) !== undefined) {
-      await this.driver.delete(path);
-      return;
-    }
-    await this.driver.move(path, BlobStore.path(digest));
+    await this.placing.run(digest.toString(), async () => {
+      if ((await this.size(digest)) !== undefined) {
+        await this.driver.delete(path);
+        return;
+      }
+      await this.driver.move(path, BlobStore.path(digest));
+    });
   }
 
   async delete(digest: Digest): Promise<void> {
@@ -108,13 +119,15 @@ export class BlobStore {
 
   /** Every digest in the store, for garbage collection and audits. */
   async *digests(): AsyncGenerator<Digest> {
-    for (const algorithm of await this.driver.list("blobs")) {
-      for (const prefix of await this.driver.list(`blobs/${algorithm}`)) {
-        for (const hex of await this.driver.list(`blobs/${algorithm}/${prefix}`)) {
-          const digest = Digest.parse(`${algorithm}:${hex}`);
-          if (digest) yield digest;
-        }
-      }
+    for await (const blob of this.stored()) yield blob.digest;
+  }
+
+  /** Every blob in the store with its size and modification time, from one walk of the store. */
+  async *stored(): AsyncGenerator<{ digest: Digest; size: number; modified: Date }> {
+    for await (const object of this.driver.walk("blobs")) {
+      const [, algorithm, prefix, hex, ...rest] = object.path.split("/");
+      const digest = rest.length === 0 && hex?.startsWith(prefix) ? Digest.parse(`${algorithm}:${hex}`) : undefined;
+      if (digest) yield { digest, size: object.size, modified: object.modified };
     }
   }
 }

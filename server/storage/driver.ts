@@ -11,6 +11,20 @@ export interface ObjectInfo {
   modified: Date;
 }
 
+/** An object found by `walk`. */
+export interface WalkedObject extends ObjectInfo {
+  path: string;
+}
+
+export interface PendingOptions {
+  /**
+   * The path `commit` will be given, when known up front (content whose digest is known): an
+   * object store then writes there directly, a multipart upload that only `commit` completes,
+   * instead of copying the bytes into place at commit.
+   */
+  target?: string;
+}
+
 /** A new object being written; invisible under any path until `commit`. */
 export interface PendingObject {
   readonly stream: Writable;
@@ -52,7 +66,7 @@ export interface StorageDriver {
   readSmall(path: string): Promise<Buffer | undefined>;
   /** Atomically replaces the object at path with data. */
   writeSmall(path: string, data: Buffer | string): Promise<void>;
-  createPending(): Promise<PendingObject>;
+  createPending(options?: PendingOptions): Promise<PendingObject>;
   move(from: string, to: string): Promise<void>;
   /** Deletes an object, or a whole prefix; absent paths are not an error. */
   delete(path: string): Promise<void>;
@@ -63,6 +77,12 @@ export interface StorageDriver {
    * answers with one list request capped at a single key (`max-keys=1`). False when absent.
    */
   hasAny(prefix: string): Promise<boolean>;
+  /**
+   * Every object under a prefix with its size and modification time, in no particular order:
+   * one flat listing (an object store pages through it, no request per object), for
+   * collection and audits. Objects written or deleted meanwhile may or may not appear.
+   */
+  walk(prefix: string): AsyncIterable<WalkedObject>;
   /** Checks the driver can write; throws when it cannot. */
   probeWritable(): Promise<void>;
   /**

@@ -1,30 +1,35 @@
 import { randomUUID } from "node:crypto";
-import { createWriteStream, constants as fsConstants, type Dir } from "node:fs";
+import { createWriteStream, constants as fsConstants, type Dir, type Dirent } from "node:fs";
 import { mkdir, open, opendir, readdir, rename, rm, stat, statfs, readFile, type FileHandle } from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
 import { once } from "node:events";
 import type { Writable } from "node:stream";
 import { finished } from "node:stream/promises";
-import type { ByteRange, ObjectInfo, ObjectStream, PendingObject, StorageDriver } from "./driver.js";
+import type { ByteRange, ObjectInfo, ObjectStream, PendingObject, StorageDriver, WalkedObject } from "./driver.js";
 import { sendFileRange } from "./chunk-sender.js";
+import { LEASE_FILE, RootLease } from "./root-lease.js";
 
 const TEMP_DIR = "_tmp";
+/** What the driver keeps at the root for itself: not stored objects. */
+const OWN_FILES = new Set([TEMP_DIR, LEASE_FILE]);
 
 /**
  * Stores objects as files under one root. Writes land in `_tmp/` and are fsynced and
  * renamed into place, so a crash never leaves a partial object under its real path.
- * One process owns a root: start-up clears `_tmp/`.
+ * One process owns a root (its lease): start-up clears `_tmp/`.
  */
 export class FilesystemDriver implements StorageDriver {
   private readonly root: string;
+  private lease?: RootLease;
 
   constructor(root: string) {
     this.root = resolve(root);
   }
 
-  /** Creates the root and removes temp files a previous process left behind. */
+  /** Creates the root, takes its lease (RootLeasedError when another process holds it) and removes temp files a previous process left behind. */
   async initialise(): Promise<void> {
     await mkdir(this.root, { recursive: true });
+    this.lease = await RootLease.acquire(this.root);
     await rm(join(this.root, TEMP_DIR), { recursive: true, force: true });
     await mkdir(join(this.root, TEMP_DIR), { recursive: true });
   }
@@ -165,7 +170,7 @@ export class FilesystemDriver implements StorageDriver {
 
   async list(prefix: string): Promise<string[]> {
     try {
-      return (await readdir(prefix === "" ? this.root : this.file(prefix))).filter((n) => n !== TEMP_DIR);
+      return (await readdir(prefix === "" ? this.root : this.file(prefix))).filter((n) => prefix !== "" || !OWN_FILES.has(n));
     } catch (err) {
       if (isNotFound(err) || isNotDirectory(err)) return [];
       throw err;
@@ -182,12 +187,40 @@ export class FilesystemDriver implements StorageDriver {
     }
     try {
       for (let entry = await dir.read(); entry; entry = await dir.read()) {
-        if (entry.name !== TEMP_DIR) return true;
+        if (prefix !== "" || !OWN_FILES.has(entry.name)) return true;
       }
       return false;
     } finally {
       await dir.close();
     }
+  }
+
+  async *walk(prefix: string): AsyncGenerator<WalkedObject> {
+    const visit = async function* (this: FilesystemDriver, dir: string, path: string): AsyncGenerator<WalkedObject> {
+      let entries: Dirent[];
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        if (isNotFound(err) || isNotDirectory(err)) return;
+        throw err;
+      }
+      for (const entry of entries) {
+        if (path === "" && OWN_FILES.has(entry.name)) continue;
+        const child = path === "" ? entry.name : `${path}/${entry.name}`;
+        if (entry.isDirectory()) {
+          yield* visit(join(dir, entry.name), child);
+        } else if (entry.isFile()) {
+          const info = await stat(join(dir, entry.name)).catch((err: unknown) => (isNotFound(err) ? undefined : Promise.reject(err)));
+          if (info) yield { path: child, size: info.size, modified: info.mtime };
+        }
+      }
+    }.bind(this);
+    yield* visit(prefix === "" ? this.root : this.file(prefix), prefix);
+  }
+
+  /** Gives the root's lease back. */
+  async close(): Promise<void> {
+    await this.lease?.release();
   }
 
   async probeWritable(): Promise<void> {

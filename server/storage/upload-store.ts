@@ -6,6 +6,7 @@ import { Digest } from "../reference/digest.js";
 import { BlobStore, DigestMismatchError } from "./blob-store.js";
 import { MeteredChunks } from "./metered-chunks.js";
 import type { StorageDriver } from "./driver.js";
+import type { Uploads } from "./uploads.js";
 
 export interface UploadSession {
   id: string;
@@ -36,7 +37,7 @@ const ID_PATTERN = /^[a-f0-9-]{36}$/;
  * session at its last complete chunk (the client can query and resume). Completing an
  * upload verifies the digest and moves the content into the blob store.
  */
-export class UploadStore {
+export class UploadStore implements Uploads {
   private readonly lock = new KeyedLock();
   /** sha256 over the parts so far, kept while chunks arrive in order in this process. */
   private readonly running = new Map<string, RunningHash>();
@@ -86,8 +87,9 @@ export class UploadStore {
     });
   }
 
-  /** Verifies the whole upload against `digest` and places it in the blob store. */
-  async complete(id: string, digest: Digest): Promise<UploadSession> {
+  /** Appends `body`, when given, then verifies the whole upload against `digest` and places it in the blob store. */
+  async complete(id: string, digest: Digest, body?: Readable): Promise<UploadSession> {
+    if (body) await this.append(id, undefined, body);
     return this.lock.run(id, async () => {
       const session = await this.require(id);
       const parts = await this.parts(id);

@@ -1,8 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { readdir } from "node:fs/promises";
 import { request as httpRequest } from "node:http";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { startHostedApp, type HostedApp } from "../support/hosted-app.js";
 import { blob, errorCode, rawBytes } from "./oci-fixtures.js";
@@ -156,7 +154,7 @@ describe("pushing a blob in chunks", () => {
     assert.equal(errorCode(res), "DIGEST_INVALID");
     await app.request().head(`/v2/${NAME}/blobs/${whole.digest}`).expect(404);
     await app.request().get(location).expect(404);
-    assert.deepEqual(await readdir(join(app.root, "_tmp")), []);
+    assert.deepEqual(await app.leftovers(), []);
   });
 
   it("verifies a chunked upload against a sha512 digest", async () => {
@@ -198,7 +196,7 @@ describe("pushing a blob in chunks", () => {
     // The next chunk queues behind the broken one, so once it is answered the broken one is gone.
     const resumed = await patch(location, chunk2, "1200-2499").expect(202);
     assert.equal(resumed.headers.range, "0-2499");
-    assert.deepEqual(await readdir(join(app.root, "_tmp")), []);
+    assert.deepEqual(await app.leftovers(), []);
     await patch(location, chunk3, "2500-2999").expect(202);
     await app.request().put(`${location}?digest=${content.digest}`).expect(201);
     await assertStored();

@@ -7,13 +7,12 @@ import { setImmediate, setTimeout } from "node:timers/promises";
 import { BlobFills, type BlobFill, type FillHooks } from "../../server/registry/blob-fill.js";
 import { Digest } from "../../server/reference/digest.js";
 import type { ObjectStream } from "../../server/storage/driver.js";
-import { openFilesystemStorage } from "../../server/storage/storage.js";
-import { makeTempDir } from "../support/temp-dir.js";
+import { openTestStorage, testStorageDriver } from "../support/storage-drivers.js";
 
 it("a client arriving after a fill failed, while it still cleans up, starts a fresh upstream fetch instead of inheriting the failure", async (t) => {
-  const dir = await makeTempDir("mirror-blob-fills");
-  t.after(() => dir.remove());
-  const storage = await openFilesystemStorage(dir.path);
+  const store = await openTestStorage(testStorageDriver());
+  t.after(() => store.close());
+  const storage = store.storage;
   const fills = new BlobFills(storage.driver, storage.blobs);
   const content = randomBytes(64 * 1024);
   const digest = Digest.of("sha256", content);
@@ -54,9 +53,9 @@ describe("readers of a fill in flight", () => {
 
   /** A fill whose upstream body is fed by hand, and whose onStored waits for `storing` to be released. */
   async function fillByHand(t: TestContext) {
-    const dir = await makeTempDir("mirror-blob-fills");
-    t.after(() => dir.remove());
-    const storage = await openFilesystemStorage(dir.path);
+    const store = await openTestStorage(testStorageDriver());
+    t.after(() => store.close());
+    const storage = store.storage;
     const body = new PassThrough();
     let releaseStoring!: () => void;
     const storing = new Promise<void>((resolve) => (releaseStoring = resolve));

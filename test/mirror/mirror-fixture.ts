@@ -4,15 +4,18 @@ import { join } from "node:path";
 import { parseConfig } from "../../config/load.js";
 import { createLogger } from "../../server/log.js";
 import { startBerth, type Berth } from "../../server/server.js";
+import { storageConfigFor, testStorageDriver } from "../support/storage-drivers.js";
 
 /**
- * An in-process berth on a free port over a temp storage root (or `extra.storage.root`, to start
- * again on a stopped one's storage), mirroring the given upstreams. `close()` keeps the storage;
- * `stop()` removes it.
+ * An in-process berth on a free port over a temp storage root (or a bucket, on S3 runs), or on
+ * `extra.storage.root` to start again on a stopped one's storage, mirroring the given upstreams.
+ * `close()` keeps the storage; `stop()` removes it.
  */
 export async function startMirror(upstreams: Record<string, unknown>[], extra: Record<string, unknown> = {}): Promise<Berth & { root: string; stop(): Promise<void> }> {
-  const root = (extra.storage as { root?: string } | undefined)?.root ?? (await mkdtemp(join(tmpdir(), "berth-mirror-")));
-  const config = parseConfig({ listen: "127.0.0.1:0", upstreams, ...extra, storage: { ...(extra.storage as object | undefined), root } }, "test");
+  const given = extra.storage as { root?: string } | undefined;
+  const root = given?.root ?? (await mkdtemp(join(tmpdir(), "berth-mirror-")));
+  const storage = { ...(await storageConfigFor(testStorageDriver(), root)), ...given, root };
+  const config = parseConfig({ listen: "127.0.0.1:0", upstreams, ...extra, storage }, "test");
   const berth = await startBerth(config, createLogger(process.env.BERTH_TEST_LOG ?? "silent"));
   return {
     ...berth,

@@ -1,4 +1,6 @@
 import { createHash } from "node:crypto";
+import { stat } from "node:fs/promises";
+import { HeadObjectCommand } from "@aws-sdk/client-s3";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import type { BerthProcess } from "../support/berth-process.js";
@@ -8,6 +10,7 @@ import { OriginRegistry, type OriginAuth } from "../support/origin-registry.js";
 import { skopeoCopy, type SkopeoCopyOptions } from "../support/skopeo.js";
 import { makeTempDir } from "../support/temp-dir.js";
 import { TokenIssuer } from "../support/token-issuer.js";
+import { rawS3Client, swiftS3 } from "../support/swift-s3.js";
 import { CONTAINERD_ACCEPT } from "../support/containerd.js";
 
 /** The path prefix berth serves the origin under (its host has a port): `/v2/origin/<repo>/...`. */
@@ -181,10 +184,19 @@ export async function getManifest(berth: BerthProcess, path: string, query = "")
   return answer;
 }
 
-/** Where berth keeps a blob in its storage (BlobStore's layout). */
-export function storedBlobPath(berth: BerthProcess, digest: string): string {
+/** The size of a blob berth stored (its file, or its object on S3); undefined when berth does not hold it. */
+export async function storedBlobSize(berth: BerthProcess, digest: string): Promise<number | undefined> {
   const hex = digest.slice("sha256:".length);
-  return join(berth.storageDir, "blobs", "sha256", hex.slice(0, 2), hex);
+  const path = `blobs/sha256/${hex.slice(0, 2)}/${hex}`;
+  if (!berth.storage) return (await stat(join(berth.storageDir, path)).catch(() => undefined))?.size;
+  const s3 = berth.storage.s3 as { bucket: string; prefix?: string };
+  const client = rawS3Client(await swiftS3());
+  try {
+    const head = await client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: `${s3.prefix ?? ""}${path}` })).catch(() => undefined);
+    return head?.ContentLength;
+  } finally {
+    client.destroy();
+  }
 }
 
 /** Where a filesystem-backed Distribution keeps a blob's bytes. */

@@ -6,7 +6,9 @@ import { BerthProcess } from "../support/berth-process.js";
 import { OriginRegistry } from "../support/origin-registry.js";
 import { mirrorOf, ORIGIN_PREFIX } from "../mirror/real-origin.js";
 import { configBlob, errorCode, getVerified, header, http, imageManifest, pushBlob, pushImage, trickle, type HttpAnswer } from "./registry-client.js";
-import { auditStore, sha256, type StoreAudit } from "./store-audit.js";
+import { ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { rawS3Client, swiftS3 } from "../support/swift-s3.js";
+import { auditStore, filesystemView, s3View, sha256, type StoreAudit, type StoreView } from "./store-audit.js";
 
 export interface CrashCampaignOptions {
   /** How many times berth is killed with SIGKILL. */
@@ -85,7 +87,12 @@ export async function runCrashCampaign(options: CrashCampaignOptions): Promise<C
     berth = await BerthProcess.start({
       config: mirrorOf(origin, {}, { cache: { maxSize: "1KiB", collectInterval: "1s" } }),
     });
-    return await new Campaign(origin, berth, options).run();
+    const campaign = new Campaign(origin, berth, options);
+    try {
+      return await campaign.run();
+    } finally {
+      campaign.close();
+    }
   } finally {
     await berth?.close();
     await origin.close();
@@ -111,6 +118,7 @@ class Campaign {
   private killed = false;
   private failures: Error[] = [];
   private pushes = 0;
+  private s3Client?: S3Client;
 
   constructor(
     private readonly origin: OriginRegistry,
@@ -118,8 +126,14 @@ class Campaign {
     private readonly options: CrashCampaignOptions,
   ) {}
 
+  close(): void {
+    this.s3Client?.destroy();
+  }
+
+  /** On S3 a tenth: each is two PUTs to seed and two DELETEs to evict, at Swift's tens of milliseconds a request. */
   private get seededBlobs(): number {
-    return this.options.seededBlobs ?? 3000;
+    const wanted = this.options.seededBlobs ?? 3000;
+    return this.berth.storage ? Math.ceil(wanted / 10) : wanted;
   }
 
   private get base(): string {
@@ -131,8 +145,9 @@ class Campaign {
     for (let kill = 1; kill <= this.options.kills; kill++) {
       await this.crashOnce(kill, kill % every === 0);
     }
+    if (this.berth.storage) await this.expectNoOldMultipartUploads();
     await this.berth.stop();
-    const final = await auditStore(this.berth.storageDir);
+    const final = await auditStore(await this.view());
     assertConsistent(final, "after the last restart and a graceful stop");
     this.report.finalBlobs = final.blobs.size;
     return this.report;
@@ -156,7 +171,7 @@ class Campaign {
     await workloads;
     if (this.failures.length > 0) throw this.failures[0];
 
-    const audit = await auditStore(this.berth.storageDir);
+    const audit = await auditStore(await this.view());
     const seededLeft = collection ? await this.seededLeft() : 0;
     if (collecting && seededLeft > 0) inFlight.push("collection");
     for (const activity of inFlight) this.report.inFlightAtKill[activity]++;
@@ -165,9 +180,7 @@ class Campaign {
     assertConsistent(audit, `after kill ${kill}`);
 
     await this.berth.restart();
-    const survivors = new Set(await readdir(join(this.berth.storageDir, "_tmp")));
-    const leftover = audit.tempFiles.filter((f) => survivors.has(f.name));
-    if (leftover.length > 0) throw new Error(`kill ${kill}: the restart left the crash's temp files ${leftover.map((f) => f.name).join(", ")}`);
+    await this.expectCrashWritesGone(kill, audit.tempFiles.map((f) => f.name));
 
     await this.resumeUploads();
     await this.verifyAcknowledged(acknowledgedBefore);
@@ -176,6 +189,43 @@ class Campaign {
       `kill ${kill}: in flight [${inFlight.join(", ")}], ${audit.tempFiles.length} temp files, ${audit.blobs.size} blobs audited` +
         (collection ? `, ${seededLeft}/${this.seededBlobs} seeded cached blobs left` : ""),
     );
+  }
+
+  /** The store as the audit reads it: berth's storage root, or its bucket on S3 runs. */
+  private async view(): Promise<string | StoreView> {
+    const s3 = this.berth.storage?.s3 as { bucket: string; prefix?: string } | undefined;
+    if (!s3) return this.berth.storageDir;
+    this.s3Client ??= rawS3Client(await swiftS3());
+    return s3View(this.s3Client, s3.bucket, s3.prefix ?? "");
+  }
+
+  /**
+   * What the crash left half-written is gone after the restart: its temp files at once (start-up
+   * clears them); on S3 its multipart uploads, which content collection (every second here,
+   * abandonedUploadAge 0) aborts, within 30 s (Swift lists a new multipart upload after a while).
+   */
+  private async expectCrashWritesGone(kill: number, left: string[]): Promise<void> {
+    for (const deadline = Date.now() + (this.berth.storage ? 30_000 : 0); ; await sleep(250)) {
+      const view = await this.view();
+      const now = new Set((await (typeof view === "string" ? filesystemView(view) : view).pendingWrites()).map((w) => w.name));
+      const survivors = left.filter((name) => now.has(name));
+      if (survivors.length === 0) return;
+      if (Date.now() >= deadline) throw new Error(`kill ${kill}: the restart left the crash's half-written ${this.berth.storage ? "multipart uploads" : "temp files"} ${survivors.join(", ")}`);
+    }
+  }
+
+  /**
+   * On S3, berth's collection (every second, abandonedUploadAge 0) leaves no multipart upload
+   * older than a minute: Swift lists a new upload only after a while, so some crashes' uploads
+   * are found, and aborted, rounds later.
+   */
+  private async expectNoOldMultipartUploads(): Promise<void> {
+    for (const deadline = Date.now() + 60_000; ; await sleep(1000)) {
+      const view = (await this.view()) as StoreView;
+      const old = (await view.pendingWrites()).filter((w) => Date.now() - w.modified.getTime() > 60_000);
+      if (old.length === 0) return;
+      if (Date.now() >= deadline) throw new Error(`multipart uploads older than a minute left: ${old.map((w) => w.name).join(", ")}`);
+    }
   }
 
   /** Runs `work` counted as `activity` in flight. */
@@ -355,6 +405,7 @@ class Campaign {
    * them, so that the next content collection (cap 1 KiB) has thousands of evictions to do.
    */
   private async seedCachedBlobs(): Promise<void> {
+    if (this.berth.storage) return this.seedCachedObjects();
     const root = this.berth.storageDir;
     const links = join(root, "mirrors", ORIGIN_PREFIX, SEEDED, "_layers", "sha256");
     await mkdir(links, { recursive: true });
@@ -367,13 +418,45 @@ class Campaign {
     }
   }
 
+  /** seedCachedBlobs on S3: the same objects, put straight into the (stopped) berth's bucket, 16 at a time. */
+  private async seedCachedObjects(): Promise<void> {
+    const s3 = this.berth.storage!.s3 as { bucket: string; prefix?: string };
+    this.s3Client ??= rawS3Client(await swiftS3());
+    const client = this.s3Client;
+    const key = (path: string) => `${s3.prefix ?? ""}${path}`;
+    let left = this.seededBlobs - (await this.seededLeft());
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        for (; left > 0; left--) {
+          const bytes = randomBytes(512);
+          const hex = sha256(bytes).slice("sha256:".length);
+          await client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key(`blobs/sha256/${hex.slice(0, 2)}/${hex}`), Body: bytes }));
+          await client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key(`mirrors/${ORIGIN_PREFIX}/${SEEDED}/_layers/sha256/${hex}`), Body: "" }));
+        }
+      }),
+    );
+  }
+
   private async seededLeft(): Promise<number> {
+    const s3 = this.berth.storage?.s3 as { bucket: string; prefix?: string } | undefined;
+    if (s3) {
+      this.s3Client ??= rawS3Client(await swiftS3());
+      const prefix = `${s3.prefix ?? ""}mirrors/${ORIGIN_PREFIX}/${SEEDED}/_layers/sha256/`;
+      let count = 0;
+      let token: string | undefined;
+      do {
+        const page = await this.s3Client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) }));
+        count += page.KeyCount ?? 0;
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (token);
+      return count;
+    }
     return (await readdir(join(this.berth.storageDir, "mirrors", ORIGIN_PREFIX, SEEDED, "_layers", "sha256")).catch(() => [])).length;
   }
 
   /** Waits (at most 20 s) until the collection has begun evicting the seeded blobs; false if it never did. */
   private async collectionStarted(): Promise<boolean> {
-    for (const deadline = Date.now() + 20_000; Date.now() < deadline; await sleep(5)) {
+    for (const deadline = Date.now() + 20_000; Date.now() < deadline; await sleep(this.berth.storage ? 100 : 5)) {
       const left = await this.seededLeft();
       if (left < this.seededBlobs) return left > 0;
     }

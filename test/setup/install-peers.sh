@@ -16,6 +16,10 @@ command -v tar >/dev/null || need+=(tar)
 command -v docker-compose >/dev/null || need+=(docker-compose)
 # Headless Chromium renders the status page in test/ui (driven by playwright-core).
 command -v chromium >/dev/null || need+=(chromium)
+# OpenStack Swift with its s3api, the real S3 endpoint of the S3 driver's tests (test/setup/swift-s3.sh).
+for server in proxy account container object; do [ -x "/usr/bin/swift-$server-server" ] || need+=("swift-$server"); done
+command -v memcached >/dev/null || need+=(memcached)
+command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then echo "install-peers: need root to install ${need[*]}" >&2; exit 1; fi
   export DEBIAN_FRONTEND=noninteractive

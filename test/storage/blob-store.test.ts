@@ -1,14 +1,11 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { readdir } from "node:fs/promises";
-import { join } from "node:path";
 import { Readable } from "node:stream";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { Digest } from "../../server/reference/digest.js";
 import { BlobStore, DigestMismatchError } from "../../server/storage/blob-store.js";
 import { SizeLimitError } from "../../server/storage/size-limit-error.js";
-import { FilesystemDriver } from "../../server/storage/filesystem-driver.js";
-import { makeTempDir, type TempDir } from "../support/temp-dir.js";
+import { openTestStorage, STORAGE_DRIVERS, type TestStorage } from "../support/storage-drivers.js";
 
 const sha256 = (data: Buffer) => Digest.of("sha256", data);
 const sha512 = (data: Buffer) => Digest.of("sha512", data);
@@ -34,19 +31,17 @@ function failingSource(bytes: Buffer): Readable {
   });
 }
 
-describe("BlobStore", () => {
-  let dir: TempDir;
+for (const kind of STORAGE_DRIVERS) describe(`BlobStore (${kind})`, () => {
+  let store: TestStorage;
   let blobs: BlobStore;
 
   beforeEach(async () => {
-    dir = await makeTempDir("blobs");
-    const driver = new FilesystemDriver(dir.path);
-    await driver.initialise();
-    blobs = new BlobStore(driver);
+    store = await openTestStorage(kind);
+    blobs = store.storage.blobs;
   });
-  afterEach(() => dir.remove());
+  afterEach(() => store.close());
 
-  const tempFiles = () => readdir(join(dir.path, "_tmp"));
+  const tempFiles = () => store.leftovers();
   /** Every file under blobs/, as algorithm/hex. */
   const storedFiles = async () => {
     const found: string[] = [];

@@ -1,32 +1,30 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { readdir } from "node:fs/promises";
-import { join } from "node:path";
 import { Readable } from "node:stream";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { Digest } from "../../server/reference/digest.js";
 import { DigestMismatchError } from "../../server/storage/blob-store.js";
 import { SizeLimitError } from "../../server/storage/size-limit-error.js";
-import { openFilesystemStorage, type Storage } from "../../server/storage/storage.js";
+import type { Storage } from "../../server/storage/storage.js";
 import { UploadOffsetError, UploadUnknownError } from "../../server/storage/upload-store.js";
-import { makeTempDir, type TempDir } from "../support/temp-dir.js";
+import { openTestStorage, STORAGE_DRIVERS, type TestStorage } from "../support/storage-drivers.js";
 
 const data = randomBytes(300 * 1024);
 const parts = [data.subarray(0, 100 * 1024), data.subarray(100 * 1024, 250 * 1024), data.subarray(250 * 1024)];
 const digest = Digest.of("sha256", data);
 
-describe("UploadStore", () => {
-  let dir: TempDir;
+for (const kind of STORAGE_DRIVERS) describe(`UploadStore (${kind})`, () => {
+  let store: TestStorage;
   let storage: Storage;
 
   beforeEach(async () => {
-    dir = await makeTempDir("uploads");
-    storage = await openFilesystemStorage(dir.path);
+    store = await openTestStorage(kind);
+    storage = store.storage;
   });
-  afterEach(() => dir.remove());
+  afterEach(() => store.close());
 
   const uploads = () => storage.uploads;
-  const tempFiles = () => readdir(join(dir.path, "_tmp"));
+  const tempFiles = () => store.leftovers();
   const appendAll = async (id: string, chunks: Buffer[]) => {
     let offset = 0;
     for (const chunk of chunks) {
@@ -42,11 +40,11 @@ describe("UploadStore", () => {
     assert.deepEqual(await uploads().ids(), [session.id]);
   });
 
-  it("appends chunks in order, each kept as a part, and reports the size received", async () => {
+  it("appends chunks in order, each kept as a part (on S3, chunks under 5 MiB as tail objects), and reports the size received", async () => {
     const { id } = await uploads().create("team/app");
     await appendAll(id, parts);
     assert.equal((await uploads().get(id))?.size, data.length);
-    assert.equal((await readdir(join(dir.path, "uploads", id, "parts"))).length, 3);
+    assert.equal((await storage.driver.list(`uploads/${id}/${kind === "s3" ? "tail" : "parts"}`)).length, 3);
   });
 
   it("refuses a chunk that does not start at the current size, reporting that size", async () => {
@@ -98,7 +96,7 @@ describe("UploadStore", () => {
   it("adds no part for an empty chunk", async () => {
     const { id } = await uploads().create("team/app");
     await uploads().append(id, 0, Readable.from([]));
-    assert.deepEqual(await readdir(join(dir.path, "uploads", id)), ["info"]);
+    assert.deepEqual(await storage.driver.list(`uploads/${id}`), ["info"]);
   });
 
   for (const [how, chunks] of [
@@ -143,7 +141,8 @@ describe("UploadStore", () => {
   it("survives a restart: a new store over the same root continues and completes the upload", async () => {
     const { id } = await uploads().create("team/app");
     await appendAll(id, parts.slice(0, 2));
-    const restarted = await openFilesystemStorage(dir.path);
+    store = await store.reopen();
+    const restarted = store.storage;
     const session = await restarted.uploads.get(id);
     assert.equal(session?.size, parts[0].length + parts[1].length);
     assert.equal(session?.repository, "team/app");
@@ -157,7 +156,7 @@ describe("UploadStore", () => {
     await appendAll(id, parts);
     await uploads().cancel(id);
     assert.equal(await uploads().get(id), undefined);
-    assert.deepEqual(await readdir(join(dir.path, "uploads")), []);
+    assert.deepEqual(await storage.driver.list("uploads"), []);
     await assert.rejects(uploads().append(id, 0, Readable.from([parts[0]])), UploadUnknownError);
     await assert.rejects(uploads().complete(id, digest), UploadUnknownError);
   });

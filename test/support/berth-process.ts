@@ -2,6 +2,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { stringify as toYaml } from "yaml";
 import { Daemon, type DaemonExit } from "./daemon.js";
+import { storageConfigFor, testStorageDriver } from "./storage-drivers.js";
 import { makeTempDir, type TempDir } from "./temp-dir.js";
 
 /** The compiled CLI; this module runs from dist/test/support/. */
@@ -31,18 +32,21 @@ export class BerthProcess {
     /** `http://127.0.0.1:PORT`. */
     readonly url: string,
     readonly storageDir: string,
+    /** The `storage` section berth runs with, when the test run put it on S3 (testStorageDriver()). */
+    readonly storage?: Record<string, unknown>,
   ) {}
 
   static async start(options: BerthProcessOptions = {}): Promise<BerthProcess> {
     const dir = await makeTempDir("berth");
     try {
       const configPath = join(dir.path, "berth.yml");
-      await writeFile(configPath, toYaml(options.config ?? {}));
       const storageDir = options.storageDir ?? join(dir.path, "storage");
       await mkdir(storageDir, { recursive: true });
+      const storage = await runStorage(options.config, storageDir);
+      await writeFile(configPath, toYaml({ ...options.config, ...(storage ? { storage } : {}) }));
       const args = [BERTH_MAIN, "serve", "--config", configPath, "--storage", storageDir];
       const { daemon, url } = await startDaemon(dir.path, [...args, "--listen", "127.0.0.1:0"], options.env);
-      return new BerthProcess(dir, args, options.env, daemon, url, storageDir);
+      return new BerthProcess(dir, args, options.env, daemon, url, storageDir, storage);
     } catch (err) {
       await dir.remove();
       throw err;
@@ -95,6 +99,18 @@ export class BerthProcess {
   diagnostics(): string {
     return this.daemon.recentStderr();
   }
+}
+
+/** One bucket per storage dir, so that berths started on the same storage dir share a store. */
+const buckets = new Map<string, Promise<Record<string, unknown>>>();
+
+/** berth's `storage` on S3 when the run selects it and the config names no driver itself. */
+async function runStorage(config: Record<string, unknown> | undefined, storageDir: string): Promise<Record<string, unknown> | undefined> {
+  const own = config?.storage as Record<string, unknown> | undefined;
+  if (testStorageDriver() !== "s3" || own?.driver !== undefined) return undefined;
+  if (!buckets.has(storageDir)) buckets.set(storageDir, storageConfigFor("s3", storageDir));
+  const { root: _root, ...storage } = await buckets.get(storageDir)!;
+  return { ...own, ...storage, s3: { ...(storage.s3 as object), ...(own?.s3 as object | undefined) } };
 }
 
 async function startDaemon(dir: string, args: string[], env: NodeJS.ProcessEnv | undefined): Promise<{ daemon: Daemon; url: string }> {

@@ -1,0 +1,16 @@
+import type { Readable } from "node:stream";
+import type { Digest } from "../reference/digest.js";
+import type { UploadSession } from "./upload-store.js";
+
+/** Blob upload sessions: chunks appended in order, then verified and placed in the blob store. */
+export interface Uploads {
+  create(repository: string): Promise<UploadSession>;
+  get(id: string): Promise<UploadSession | undefined>;
+  /** Appends a chunk that must start at `offset` (the session's current size); UploadOffsetError otherwise. */
+  append(id: string, offset: number | undefined, source: Readable, maxSize?: number): Promise<UploadSession>;
+  /** Appends `body`, when given, then verifies the whole upload against `digest` and places it in the blob store. */
+  complete(id: string, digest: Digest, body?: Readable): Promise<UploadSession>;
+  cancel(id: string): Promise<void>;
+  /** Upload session ids, for expiring abandoned sessions. */
+  ids(): Promise<string[]>;
+}
