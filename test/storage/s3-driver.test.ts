@@ -182,6 +182,18 @@ describe("S3 driver (on Swift's s3api)", () => {
     assert.deepEqual(requestsSince(s3, new Map()), { ListObjectsV2: 1 }, "the walk that loads the index; nothing else");
   });
 
+  it("keeps every byte of an object it opened for a reader that comes a while later", async () => {
+    const bytes = randomBytes(6 * 1024 * 1024 + 3);
+    const digest = await store.storage.blobs.ingestBuffer(bytes);
+    store = await store.reopen(); // nothing in memory: the bytes come from S3
+    const opened = await store.storage.driver.open(`blobs/sha256/${digest.hex.slice(0, 2)}/${digest.hex}`);
+    assert.ok(opened);
+    await delay(300);
+    const chunks: Buffer[] = [];
+    for await (const chunk of opened.stream as AsyncIterable<Buffer>) chunks.push(chunk);
+    assert.equal(Digest.of("sha256", Buffer.concat(chunks)).toString(), digest.toString());
+  });
+
   it("adds to its index, at reconciliation, a key a listing left out, but never one it deleted", async () => {
     const metadata = new RepositoryMetadata(store.storage.driver);
     const digest = sha256(Buffer.from("manifest"));

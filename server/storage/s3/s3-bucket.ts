@@ -293,6 +293,9 @@ export class S3Bucket {
 function guardStall(body: Readable, windowMs: number, failure: () => Error): Readable {
   let arrived = false;
   const seen = () => (arrived = true);
+  // A "data" listener alone would start the body flowing into it before its reader is attached,
+  // and those bytes would be lost: paused first, it flows only when the reader asks.
+  body.pause();
   body.on("data", seen);
   const watchdog = setInterval(() => {
     if (!arrived && body.readableFlowing === true && body.readableLength === 0) body.destroy(failure());
