@@ -3,7 +3,7 @@ import { createReadStream } from "node:fs";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import { GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 
 /** What a storage root (or bucket prefix) holds at its top level; anything else is a stray write. */
 const TOP_LEVEL = new Set(["blobs", "repositories", "mirrors", "uploads", "holders", "synthesized", "cache", "auth", "_tmp", "_probe", "_lease"]);
@@ -76,6 +76,8 @@ export interface StoreView {
   list(path: string): Promise<string[]>;
   read(path: string): Promise<Buffer | undefined>;
   size(path: string): Promise<number | undefined>;
+  /** Whether the object exists now, asked of the store itself (not a listing). */
+  exists(path: string): Promise<boolean>;
   /** The object's bytes as a stream; undefined when absent. */
   stream(path: string): Promise<Readable | undefined>;
   /** Writes a crash may leave behind (temp files; unfinished multipart uploads). */
@@ -94,6 +96,7 @@ export function filesystemView(root: string): StoreView {
     list: (path) => list(file(path)),
     read: (path) => readFile(file(path)).catch(() => undefined),
     size: async (path) => (await stat(file(path)).catch(() => undefined))?.size,
+    exists: async (path) => (await stat(file(path)).catch(() => undefined)) !== undefined,
     stream: async (path) => ((await stat(file(path)).catch(() => undefined)) ? createReadStream(file(path), { highWaterMark: 1024 * 1024 }) : undefined),
     pendingWrites: async () => {
       const found: { name: string; modified: Date }[] = [];
@@ -138,6 +141,11 @@ export async function s3View(client: S3Client, bucket: string, prefix = ""): Pro
   return {
     list: async (path) => [...(children.get(path) ?? [])],
     size: async (path) => sizes.get(path),
+    exists: async (path) =>
+      client.send(new HeadObjectCommand({ Bucket: bucket, Key: `${prefix}${path}` })).then(
+        () => true,
+        () => false,
+      ),
     stream,
     read: async (path) => {
       const body = await stream(path);
@@ -186,7 +194,8 @@ async function auditBlobs(view: StoreView, audit: StoreAudit): Promise<void> {
 }
 
 async function auditRepositories(view: StoreView, base: string, kind: "hosted" | "mirror", audit: StoreAudit): Promise<void> {
-  const has = (digest: string) => audit.blobs.has(digest);
+  // A listing may lag a write (Swift's do): a blob the listing missed is asked for by name before it counts as missing.
+  const has = async (digest: string) => audit.blobs.has(digest) || (await view.exists(blobPath(digest)));
   const walk = async (dir: string, name: string): Promise<void> => {
     const children = await view.list(dir);
     const where = (path: string) => `${kind} ${name}: ${path}`;
@@ -196,19 +205,19 @@ async function auditRepositories(view: StoreView, base: string, kind: "hosted" |
       const record = (await view.read(`${dir}/_manifests/${digest.replace(":", "/")}`))?.toString("utf8");
       const parsed = record === undefined ? undefined : parses(record) ? (JSON.parse(record) as { mediaType?: unknown; size?: unknown }) : undefined;
       if (!parsed || typeof parsed.mediaType !== "string" || typeof parsed.size !== "number") audit.problems.push(where(`manifest link ${digest} is torn`));
-      if (!has(digest)) {
+      if (!(await has(digest))) {
         audit.problems.push(where(`manifest link ${digest} points to a missing blob`));
         continue;
       }
       if (kind === "hosted") {
         const bytes = await view.read(blobPath(digest));
         for (const referenced of bytes ? referencedDigests(bytes) : []) {
-          if (!has(referenced)) audit.problems.push(where(`manifest ${digest} references missing blob ${referenced}`));
+          if (!(await has(referenced))) audit.problems.push(where(`manifest ${digest} references missing blob ${referenced}`));
         }
       }
     }
     for (const digest of await linkedDigests(view, `${dir}/_layers`)) {
-      if (!has(digest)) audit.problems.push(where(`layer link ${digest} points to a missing blob`));
+      if (!(await has(digest))) audit.problems.push(where(`layer link ${digest} points to a missing blob`));
     }
     for (const tag of await view.list(`${dir}/_tags`)) {
       const text = ((await view.read(`${dir}/_tags/${tag}`))?.toString("utf8") ?? "").trim();

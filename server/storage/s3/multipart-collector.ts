@@ -16,6 +16,8 @@ export interface MultipartReport {
 }
 
 const SESSION_DATA = /^uploads\/([a-f0-9-]{36})\/data$/;
+/** How far S3's clock may run ahead of berth's: Swift stamps a new upload up to a second ahead of it. */
+const CLOCK_SKEW_MS = 2000;
 
 /**
  * Aborts multipart uploads nobody will complete: a crash or a lost connection leaves them,
@@ -47,7 +49,7 @@ export class MultipartCollector {
       if (bytes === undefined || live.has(upload.uploadId)) continue; // finished meanwhile
       report.abandoned++;
       report.abandonedBytes += bytes;
-      if (now - upload.initiated.getTime() >= this.maxAgeMs && (await bucket.abortMultipart(upload.path, upload.uploadId))) {
+      if (now - upload.initiated.getTime() + CLOCK_SKEW_MS >= this.maxAgeMs && (await bucket.abortMultipart(upload.path, upload.uploadId))) {
         report.aborted++;
       } else {
         report.left++;
