@@ -137,6 +137,7 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
       if (inFlight.size > 0) log.warn({ requests: inFlight.size }, "grace period over: aborting requests in flight");
       server.closeAllConnections();
       await stopped;
+      await storage.uploads.settled(); // chunks just cut keep what arrived before the process exits
       fills.abortAll();
       await fills.settled();
       await Promise.all(mirrors.map((m) => m.client.close()));
