@@ -7,6 +7,7 @@ import { setUpAdmission } from "./admission/setup.js";
 import { setUpAuth } from "./auth/setup.js";
 import { createAdminRoutes } from "./http/admin-routes.js";
 import { createApp } from "./http/app.js";
+import { cutStalledClients, serverTimeoutOptions } from "./http/client-timeouts.js";
 import { createMetricsRoute } from "./http/metrics-route.js";
 import { createStatusPage } from "./http/status-page.js";
 import { createTokenRoutes } from "./http/token-routes.js";
@@ -94,7 +95,8 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
       return true;
     },
   });
-  const server = createServer(app);
+  const server = createServer(serverTimeoutOptions(config.http), app);
+  cutStalledClients(server, config.http.idleTimeout);
   server.on("clientError", answerUnparsableRequest);
   const inFlight = new Set<ServerResponse>();
   server.on("request", (_req: IncomingMessage, res: ServerResponse) => {
