@@ -10,8 +10,8 @@ import { sendFileRange } from "./chunk-sender.js";
 
 const TEMP_DIR = "_tmp";
 /** Stored content is berth's user's alone, whatever the umask (which can only take bits away). */
-export const PRIVATE_FILE = 0o600;
-export const PRIVATE_DIR = 0o700;
+const PRIVATE_FILE = 0o600;
+const PRIVATE_DIR = 0o700;
 
 /**
  * Stores objects as files under one root. Writes land in `_tmp/` and are fsynced and
@@ -29,19 +29,17 @@ export class FilesystemDriver implements StorageDriver {
    * Creates the root, removes temp files a previous process left behind, and closes a store
    * an older berth left readable to others: the root and every entry at its top become 0700
    * (0600), which bars everyone else from the whole tree without walking it (a directory
-   * is traversed only with its x bit). A root berth does not own (a volume's mount point,
-   * which Kubernetes' fsGroup makes root's and group-writable) stays as it is: the entries
-   * below it still shut others out.
+   * is traversed only with its x bit). What berth does not own stays as it is: a volume's
+   * mount point (Kubernetes' fsGroup leaves it root's, group-writable), whose entries berth
+   * made still shut others out, and the `lost+found` of a fresh filesystem.
    */
   async initialise(): Promise<void> {
     await mkdir(this.root, { recursive: true, mode: PRIVATE_DIR });
-    await chmod(this.root, PRIVATE_DIR).catch((err: unknown) => {
-      if ((err as NodeJS.ErrnoException).code !== "EPERM") throw err;
-    });
+    await chmodOwn(this.root, PRIVATE_DIR);
     await rm(join(this.root, TEMP_DIR), { recursive: true, force: true });
     await mkdir(join(this.root, TEMP_DIR), { recursive: true, mode: PRIVATE_DIR });
     for (const entry of await readdir(this.root, { withFileTypes: true })) {
-      if (entry.isDirectory() || entry.isFile()) await chmod(join(this.root, entry.name), entry.isDirectory() ? PRIVATE_DIR : PRIVATE_FILE);
+      if (entry.isDirectory() || entry.isFile()) await chmodOwn(join(this.root, entry.name), entry.isDirectory() ? PRIVATE_DIR : PRIVATE_FILE);
     }
   }
 
@@ -228,6 +226,13 @@ export class FilesystemDriver implements StorageDriver {
       await dirHandle.close();
     }
   }
+}
+
+/** chmod, skipping what another user owns (EPERM). */
+async function chmodOwn(path: string, mode: number): Promise<void> {
+  await chmod(path, mode).catch((err: unknown) => {
+    if ((err as NodeJS.ErrnoException).code !== "EPERM") throw err;
+  });
 }
 
 function isNotFound(err: unknown): boolean {

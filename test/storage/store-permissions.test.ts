@@ -1,12 +1,13 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { chmod, lstat, mkdir, readdir, writeFile } from "node:fs/promises";
+import { chmod, chown, lstat, mkdir, readdir, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { after, before, describe, it } from "node:test";
 import bcrypt from "bcryptjs";
 import { parseConfig } from "../../config/load.js";
 import { createLogger } from "../../server/log.js";
 import { startBerth } from "../../server/server.js";
+import { FilesystemDriver } from "../../server/storage/filesystem-driver.js";
 import { FakeUpstream } from "../mirror/fake-upstream.js";
 import { makeTempDir, type TempDir } from "../support/temp-dir.js";
 
@@ -102,6 +103,33 @@ describe("stored content is readable by berth's user only", () => {
     }
     const loose = [...found].filter(([, { mode, directory }]) => mode !== (directory ? 0o700 : 0o600)).map(([path, { mode }]) => `${path} ${mode.toString(8)}`);
     assert.deepEqual(loose, []);
+  });
+
+  it("starts on a volume's mount point it does not own (as under fsGroup): the root and lost+found stay as they are, its own entries close", async () => {
+    const nobody = 65534;
+    const root = join(work.path, "volume");
+    await chmod(work.path, 0o755); // where the mount point lives, as /var/lib is
+    await mkdir(root);
+    await chown(root, 0, nobody);
+    await chmod(root, 0o2775);
+    await mkdir(join(root, "lost+found"), { mode: 0o700 });
+    await mkdir(join(root, "blobs"), { mode: 0o755 });
+    await chown(join(root, "blobs"), nobody, nobody);
+    // As that user (the suite runs as root, so it can switch back).
+    const { setegid, seteuid } = process as Required<Pick<NodeJS.Process, "setegid" | "seteuid">>;
+    setegid(nobody);
+    seteuid(nobody);
+    try {
+      await new FilesystemDriver(root).initialise();
+    } finally {
+      seteuid(0);
+      setegid(0);
+    }
+    const found = await modes(root);
+    assert.equal(found.get(".")?.mode, 0o775, "the mount point's mode (setgid aside) is the kubelet's");
+    assert.equal(found.get("lost+found")?.mode, 0o700);
+    assert.equal(found.get("blobs")?.mode, 0o700);
+    assert.equal(found.get("_tmp")?.mode, 0o700);
   });
 
   it("closes a store an older berth left open: the root and its top-level entries become 0700/0600, so nothing below is reachable by others", async () => {
