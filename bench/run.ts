@@ -4,22 +4,23 @@ import { describeMachine } from "./machine.js";
 import { markdownTable, memoryTable, targetsTable } from "./report.js";
 import { FULL_SIZES, QUICK_SIZES, type MemoryReading, type Scenario, type Table, type TargetCheck } from "./scenario.js";
 import { coldPull } from "./scenarios/cold-pull.js";
+import { connections } from "./scenarios/connections.js";
 import { herd } from "./scenarios/herd.js";
 import { loginFlood } from "./scenarios/login-flood.js";
 import { manifests } from "./scenarios/manifests.js";
 import { s3 } from "./scenarios/s3.js";
 import { warmBlob } from "./scenarios/warm-blob.js";
 
-const SCENARIOS: Scenario[] = [warmBlob, coldPull, herd, manifests, loginFlood, s3];
-/** Names that select several scenarios: memory is read during the warm 16-client read and the herd. */
-const GROUPS: Record<string, string[]> = { memory: ["warm-blob", "herd"] };
+const SCENARIOS: Scenario[] = [warmBlob, coldPull, herd, manifests, loginFlood, s3, connections];
+/** Names that select several scenarios: memory is read during the warm 16-client read, the herd and the 1,000 connections. */
+const GROUPS: Record<string, string[]> = { memory: ["warm-blob", "herd", "connections"] };
 
 const USAGE = `usage: npm run bench [-- [--quick] [SCENARIO...]]
 
   --quick   small sizes and short runs: a smoke test of the benchmarks, not figures
   SCENARIO  run only these (default: all):
 ${SCENARIOS.map((s) => `            ${s.name.padEnd(12)} ${s.description}`).join("\n")}
-            memory       warm-blob and herd, which read berth's peak RSS`;
+            memory       warm-blob, herd and connections, which read berth's peak RSS`;
 
 async function main(): Promise<number> {
   const { values, positionals } = parseArgs({ options: { quick: { type: "boolean" }, help: { type: "boolean", short: "h" } }, allowPositionals: true });

@@ -16,6 +16,9 @@ export interface BenchSizes {
   /** How long each manifest load run lasts, and its connections. */
   loadSeconds: number;
   loadConnections: number;
+  /** Keep-alive connections pulling from a warm mirror at once, and for how long. */
+  connections: number;
+  connectionSeconds: number;
 }
 
 const MiB = 1024 * 1024;
@@ -31,6 +34,8 @@ export const FULL_SIZES: BenchSizes = {
   linkHerdBlob: 200 * MiB,
   loadSeconds: 10,
   loadConnections: 64,
+  connections: 1000,
+  connectionSeconds: 60,
 };
 
 export const QUICK_SIZES: BenchSizes = {
@@ -44,6 +49,8 @@ export const QUICK_SIZES: BenchSizes = {
   linkHerdBlob: 8 * MiB,
   loadSeconds: 2,
   loadConnections: 64,
+  connections: 1000,
+  connectionSeconds: 5,
 };
 
 export interface BenchContext {

@@ -32,6 +32,17 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    http: z
+      .object({
+        idleTimeout: duration("60s").describe(
+          "A connection on which no byte moves for this long while berth waits for the client (a request body that stops arriving, a response the client stops reading) is cut; a cut upload chunk keeps what arrived. There is no limit on a request's total time. 0 = no idle limit.",
+        ),
+        headersTimeout: duration("60s")
+          .refine((ms) => ms > 0, "must be more than 0")
+          .describe("Longest time a client may take to send a request's headers (slow-loris protection)."),
+      })
+      .strict()
+      .prefault({}),
     shutdown: z
       .object({
         gracePeriod: duration("25s").describe(

@@ -7,6 +7,7 @@ import { setUpAdmission } from "./admission/setup.js";
 import { setUpAuth } from "./auth/setup.js";
 import { createAdminRoutes } from "./http/admin-routes.js";
 import { createApp } from "./http/app.js";
+import { cutStalledClients, serverTimeoutOptions } from "./http/client-timeouts.js";
 import { createMetricsRoute } from "./http/metrics-route.js";
 import { createStatusPage } from "./http/status-page.js";
 import { createTokenRoutes } from "./http/token-routes.js";
@@ -103,7 +104,8 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
       return true;
     },
   });
-  const server = createServer(app);
+  const server = createServer(serverTimeoutOptions(config.http), app);
+  cutStalledClients(server, config.http.idleTimeout);
   server.on("clientError", answerUnparsableRequest);
   const inFlight = new Set<ServerResponse>();
   server.on("request", (_req: IncomingMessage, res: ServerResponse) => {
@@ -146,6 +148,7 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
       if (inFlight.size > 0) log.warn({ requests: inFlight.size }, "grace period over: aborting requests in flight");
       server.closeAllConnections();
       await stopped;
+      await storage.uploads.settled(); // chunks just cut keep what arrived before the process exits
       fills.abortAll();
       await fills.settled();
       await Promise.all(mirrors.map((m) => m.client.close()));

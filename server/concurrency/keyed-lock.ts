@@ -12,4 +12,9 @@ export class KeyedLock {
       if (this.tails.get(key) === current) this.tails.delete(key);
     }
   }
+
+  /** Resolves once no task runs or waits under any key. */
+  async settled(): Promise<void> {
+    while (this.tails.size > 0) await Promise.allSettled([...this.tails.values()]);
+  }
 }

@@ -5,7 +5,7 @@ import { SizeLimitError } from "../storage/size-limit-error.js";
 import type { ByteRange } from "../storage/driver.js";
 import type { Descriptor } from "../storage/repository-metadata.js";
 import type { Storage } from "../storage/storage.js";
-import { UploadOffsetError, UploadUnknownError, type UploadSession } from "../storage/upload-store.js";
+import { UploadInterruptedError, UploadOffsetError, UploadUnknownError, type UploadSession } from "../storage/upload-store.js";
 import { RegistryError } from "./errors.js";
 import { distinctReferences, MAX_MANIFEST_BYTES, manifestTooLarge, parseManifest } from "./manifest.js";
 import type { BlobContent, BlobInfo, ManifestContent, ManifestReference, PutManifestResult, Repository } from "./registry.js";
@@ -184,14 +184,20 @@ async function translateUploadErrors<T>(id: string, work: () => Promise<T>): Pro
   } catch (err) {
     if (err instanceof UploadUnknownError) throw uploadUnknown(id);
     if (err instanceof UploadOffsetError) {
-      throw new RegistryError("RANGE_INVALID", `upload ${id} continues at byte ${err.size}`, undefined, {
-        headers: { Range: err.size === 0 ? "0-0" : `0-${err.size - 1}` },
-      });
+      throw new RegistryError("RANGE_INVALID", `upload ${id} continues at byte ${err.size}`, undefined, { headers: { Range: rangeHeader(err.size) } });
+    }
+    // Mostly told to no one (the client is gone), but logged as the client's failure, not berth's.
+    if (err instanceof UploadInterruptedError) {
+      throw new RegistryError("BLOB_UPLOAD_INVALID", `chunk cut off; upload ${id} continues at byte ${err.size}`, undefined, { headers: { Range: rangeHeader(err.size) } });
     }
     if (err instanceof DigestMismatchError) throw new RegistryError("DIGEST_INVALID", err.message, { expected: err.expected.toString() });
     if (err instanceof SizeLimitError) throw new RegistryError("SIZE_INVALID", err.message);
     throw err;
   }
+}
+
+function rangeHeader(size: number): string {
+  return size === 0 ? "0-0" : `0-${size - 1}`;
 }
 
 export function manifestUnknown(reference: ManifestReference): RegistryError {

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { createWriteStream, constants as fsConstants, type Dir, type Dirent } from "node:fs";
-import { mkdir, open, opendir, readdir, rename, rm, stat, statfs, readFile, type FileHandle } from "node:fs/promises";
+import { chmod, mkdir, open, opendir, readdir, rename, rm, stat, statfs, readFile, type FileHandle } from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
 import { once } from "node:events";
 import type { Writable } from "node:stream";
@@ -12,11 +12,14 @@ import { LEASE_FILE, RootLease } from "./root-lease.js";
 const TEMP_DIR = "_tmp";
 /** What the driver keeps at the root for itself: not stored objects. */
 const OWN_FILES = new Set([TEMP_DIR, LEASE_FILE]);
+/** Stored content is berth's user's alone, whatever the umask (which can only take bits away). */
+const PRIVATE_FILE = 0o600;
+const PRIVATE_DIR = 0o700;
 
 /**
  * Stores objects as files under one root. Writes land in `_tmp/` and are fsynced and
  * renamed into place, so a crash never leaves a partial object under its real path.
- * One process owns a root (its lease): start-up clears `_tmp/`.
+ * One process owns a root (its lease): start-up clears `_tmp/`. Files are 0600 and directories 0700.
  */
 export class FilesystemDriver implements StorageDriver {
   private readonly root: string;
@@ -26,12 +29,24 @@ export class FilesystemDriver implements StorageDriver {
     this.root = resolve(root);
   }
 
-  /** Creates the root, takes its lease (RootLeasedError when another process holds it) and removes temp files a previous process left behind. */
+  /**
+   * Creates the root, takes its lease (RootLeasedError when another process holds it), removes
+   * temp files a previous process left behind, and closes a store an older berth left readable
+   * to others: the root and every entry at its top become 0700 (0600), which bars everyone else
+   * from the whole tree without walking it (a directory is traversed only with its x bit). What
+   * berth does not own stays as it is: a volume's mount point (Kubernetes' fsGroup leaves it
+   * root's, group-writable), whose entries berth made still shut others out, and the
+   * `lost+found` of a fresh filesystem.
+   */
   async initialise(): Promise<void> {
-    await mkdir(this.root, { recursive: true });
+    await mkdir(this.root, { recursive: true, mode: PRIVATE_DIR });
+    await chmodOwn(this.root, PRIVATE_DIR);
     this.lease = await RootLease.acquire(this.root);
     await rm(join(this.root, TEMP_DIR), { recursive: true, force: true });
-    await mkdir(join(this.root, TEMP_DIR), { recursive: true });
+    await mkdir(join(this.root, TEMP_DIR), { recursive: true, mode: PRIVATE_DIR });
+    for (const entry of await readdir(this.root, { withFileTypes: true })) {
+      if (entry.isDirectory() || entry.isFile()) await chmodOwn(join(this.root, entry.name), entry.isDirectory() ? PRIVATE_DIR : PRIVATE_FILE);
+    }
   }
 
   private file(path: string): string {
@@ -99,7 +114,7 @@ export class FilesystemDriver implements StorageDriver {
     const target = this.file(path);
     const temp = join(this.root, TEMP_DIR, randomUUID());
     try {
-      const handle = await open(temp, "wx");
+      const handle = await open(temp, "wx", PRIVATE_FILE);
       try {
         await handle.writeFile(data);
         await handle.sync();
@@ -117,7 +132,7 @@ export class FilesystemDriver implements StorageDriver {
     const temp = join(this.root, TEMP_DIR, randomUUID());
     // The stream alone owns the descriptor: it fsyncs (flush) and closes it exactly once, on
     // finish or destroy, so no second close can hit a descriptor number reused meanwhile.
-    const stream = createWriteStream(temp, { flags: "wx", flush: true, highWaterMark: 1024 * 1024 });
+    const stream = createWriteStream(temp, { flags: "wx", mode: PRIVATE_FILE, flush: true, highWaterMark: 1024 * 1024 });
     await once(stream, "ready");
     let state: "open" | "committed" | "discarded" = "open";
     const drop = async () => {
@@ -236,7 +251,7 @@ export class FilesystemDriver implements StorageDriver {
   /** Renames into place and fsyncs the directory so the rename survives a crash. */
   private async place(from: string, to: string): Promise<void> {
     const dir = dirname(to);
-    await mkdir(dir, { recursive: true });
+    await mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
     await rename(from, to);
     const dirHandle = await open(dir, fsConstants.O_RDONLY);
     try {
@@ -245,6 +260,13 @@ export class FilesystemDriver implements StorageDriver {
       await dirHandle.close();
     }
   }
+}
+
+/** chmod, skipping what another user owns (EPERM). */
+async function chmodOwn(path: string, mode: number): Promise<void> {
+  await chmod(path, mode).catch((err: unknown) => {
+    if ((err as NodeJS.ErrnoException).code !== "EPERM") throw err;
+  });
 }
 
 function isNotFound(err: unknown): boolean {

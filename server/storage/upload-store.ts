@@ -33,9 +33,10 @@ const ID_PATTERN = /^[a-f0-9-]{36}$/;
 
 /**
  * Blob upload sessions. Each chunk is stored as its own part, placed atomically once it is
- * fully received, so a session survives restarts and an interrupted chunk leaves the
- * session at its last complete chunk (the client can query and resume). Completing an
- * upload verifies the digest and moves the content into the blob store.
+ * received (or once its client went away: what arrived is the part), so a session survives
+ * restarts and a crash leaves every part whole as it was placed or absent (the client can
+ * query and resume). Completing an upload verifies the digest and moves the content into
+ * the blob store.
  */
 export class UploadStore implements Uploads {
   private readonly lock = new KeyedLock();
@@ -64,7 +65,12 @@ export class UploadStore implements Uploads {
     return { id, repository, size, startedAt };
   }
 
-  /** Appends a chunk that must start at `offset` (the session's current size). */
+  /**
+   * Appends a chunk that must start at `offset` (the session's current size). When the source
+   * fails part-way (the client went away, or was cut as idle), the bytes that arrived are kept
+   * as a part and UploadInterruptedError tells the session's new size, as Distribution keeps
+   * them: the client resumes from there instead of sending the whole chunk again.
+   */
   async append(id: string, offset: number | undefined, source: Readable, maxSize?: number): Promise<UploadSession> {
     return this.lock.run(id, async () => {
       const session = await this.require(id);
@@ -73,9 +79,11 @@ export class UploadStore implements Uploads {
       const hashing = running && running.bytes === session.size ? running : undefined;
       this.running.delete(id);
       const metered = new MeteredChunks(maxSize, (chunk) => hashing?.hash.update(chunk));
+      const received = new UntilFailure(source);
       const pending = await this.driver.createPending();
       try {
-        await pipeline(source, metered.stage, pending.stream);
+        // The source's failure ends the chunk like its end would, so every byte hashed is written.
+        await pipeline(received.chunks(), metered.stage, pending.stream);
         if (metered.bytes > 0) await pending.commit(`${ROOT}/${id}/parts/${partName(session.size)}`);
         else await pending.discard();
       } catch (err) {
@@ -83,7 +91,9 @@ export class UploadStore implements Uploads {
         throw err;
       }
       if (hashing) this.running.set(id, { hash: hashing.hash, bytes: session.size + metered.bytes });
-      return { ...session, size: session.size + metered.bytes };
+      const size = session.size + metered.bytes;
+      if (received.failure !== undefined) throw new UploadInterruptedError(size, received.failure);
+      return { ...session, size };
     });
   }
 
@@ -120,6 +130,11 @@ export class UploadStore implements Uploads {
     await this.lock.run(id, () => this.remove(id));
   }
 
+  /** Resolves once no chunk is being received or placed and no upload is being completed. */
+  settled(): Promise<void> {
+    return this.lock.settled();
+  }
+
   /** Upload session ids, for expiring abandoned sessions. */
   async ids(): Promise<string[]> {
     return (await this.driver.list(ROOT)).filter((id) => ID_PATTERN.test(id));
@@ -150,9 +165,35 @@ export class UploadStore implements Uploads {
   }
 }
 
+/** Raised when a chunk's source failed part-way; the bytes that arrived were kept. */
+export class UploadInterruptedError extends Error {
+  constructor(
+    readonly size: number,
+    cause: unknown,
+  ) {
+    super(`chunk cut off; upload is at ${size} bytes`, { cause });
+  }
+}
+
 export class UploadUnknownError extends Error {
   constructor(readonly id: string) {
     super(`upload ${id} unknown`);
+  }
+}
+
+/** A source's chunks, ending quietly where the source fails; `failure` then holds why. */
+/** A chunk's source, ending where it failed instead of failing: the bytes that arrived are kept. */
+export class UntilFailure {
+  failure?: unknown;
+
+  constructor(private readonly source: Readable) {}
+
+  async *chunks(): AsyncGenerator<Buffer> {
+    try {
+      yield* this.source as AsyncIterable<Buffer>;
+    } catch (err) {
+      this.failure = err;
+    }
   }
 }
 

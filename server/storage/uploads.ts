@@ -13,4 +13,6 @@ export interface Uploads {
   cancel(id: string): Promise<void>;
   /** Upload session ids, for expiring abandoned sessions. */
   ids(): Promise<string[]>;
+  /** Resolves once no chunk is being received or placed and no upload is being completed. */
+  settled(): Promise<void>;
 }

@@ -91,7 +91,7 @@ describe("graceful shutdown of a berth process (SIGTERM)", () => {
     }
   });
 
-  it("cuts a pull and a push that outlast the grace period, exits 0, keeps no partial blob, and the restart finds no temp file", async () => {
+  it("cuts a pull and a push that outlast the grace period, exits 0, keeps no partial blob, keeps what the cut chunk delivered, and the restart finds no temp file", async () => {
     const body = randomBytes(2 * 1024 * KiB);
     const { path, digest } = LyingUpstream.blobPath("shutdown/cut", body);
     // About 30 s: far longer than the grace period.
@@ -105,12 +105,19 @@ describe("graceful shutdown of a berth process (SIGTERM)", () => {
       const chunk = randomBytes(1024 * KiB);
       assert.equal((await http(`${berth.url}${location}`, { method: "PATCH", headers: { "content-range": `0-${chunk.length - 1}`, "content-length": chunk.length }, body: chunk })).status, 202);
       // A second chunk uploaded far slower than the grace period allows.
+      let piecesSent = 0;
+      const counted = async function* () {
+        for await (const piece of trickle(chunk, 16 * KiB, 500)) {
+          piecesSent++;
+          yield piece;
+        }
+      };
       const push = http(`${berth.url}${location}`, {
         method: "PATCH",
         headers: { "content-range": `${chunk.length}-${2 * chunk.length - 1}`, "content-length": chunk.length },
-        body: trickle(chunk, 16 * KiB, 500),
+        body: counted(),
       }).catch((err: Error) => err);
-      await until(() => pull.received() > 0, "the pull has begun");
+      await until(() => pull.received() > 0 && piecesSent >= 2, "the pull and the push have begun");
       process.kill(berth.pid, "SIGTERM");
       const cut = await pull.ended;
       assert.ok(!cut.complete || cut.body.length < body.length, "the pull is cut at the end of the grace period");
@@ -124,7 +131,13 @@ describe("graceful shutdown of a berth process (SIGTERM)", () => {
       assert.deepEqual(await readdir(join(berth.storageDir, "_tmp")), [], "the restart finds _tmp empty");
       const status = await http(`${berth.url}${location}`);
       assert.equal(status.status, 204);
-      assert.equal(status.headers.range, `0-${chunk.length - 1}`, "the upload session kept its one whole chunk");
+      const kept = Number(/^0-(\d+)$/.exec(String(status.headers.range))?.[1]) + 1;
+      assert.ok(kept > chunk.length && kept < 2 * chunk.length, `the session kept its whole chunk and what arrived of the cut one (Range ${status.headers.range})`);
+      const rest = Buffer.concat([chunk, chunk]).subarray(kept);
+      const resumed = await http(`${berth.url}${location}`, { method: "PATCH", headers: { "content-range": `${kept}-${2 * chunk.length - 1}`, "content-length": rest.length }, body: rest });
+      assert.equal(resumed.status, 202);
+      const whole = sha256(Buffer.concat([chunk, chunk]));
+      assert.equal((await http(`${berth.url}${location}?digest=${whole}`, { method: "PUT" })).status, 201, "the resumed upload verifies");
     } finally {
       await berth.close();
     }

@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { PassThrough, Writable } from "node:stream";
 import { afterEach, beforeEach, describe, it } from "node:test";
+import { sendChunks } from "../../server/storage/chunk-sender.js";
 import { FilesystemDriver } from "../../server/storage/filesystem-driver.js";
 import { makeTempDir, type TempDir } from "../support/temp-dir.js";
 
@@ -60,5 +61,86 @@ describe("FilesystemDriver streams sending themselves (sendTo)", () => {
     const closed = once(opened.stream, "close");
     await assert.rejects(opened.stream.sendTo!(destination));
     await closed;
+  });
+});
+
+describe("sendChunks' scratch buffers", () => {
+  const MiB = 1024 * 1024;
+
+  /** `count` transfers of `bytes` each to destinations that take nothing until released; the scratch bytes they hold once all are waiting. */
+  async function heldByStalledTransfers(count: number, bytes: number): Promise<{ held: number; largest: number; release: () => Promise<void> }> {
+    const holding = new Map<number, Buffer>();
+    const pending: (() => void)[] = [];
+    let released = false;
+    const transfers: Promise<void>[] = [];
+    for (let t = 0; t < count; t++) {
+      let sent = 0;
+      const destination = new Writable({
+        write(_chunk, _encoding, callback) {
+          if (released) callback();
+          else pending.push(() => callback());
+        },
+      });
+      transfers.push(
+        sendChunks(destination, async (scratch) => {
+          if (sent >= bytes) return undefined;
+          const buffer = scratch.buffer(bytes - sent);
+          holding.set(holding.size, buffer);
+          const chunk = buffer.subarray(0, Math.min(buffer.length, bytes - sent));
+          sent += chunk.length;
+          return chunk;
+        }),
+      );
+    }
+    // Each transfer fills its three slots, then waits for the destination to take the first.
+    while (holding.size < 3 * count) await new Promise((resolve) => setImmediate(resolve));
+    const distinct = new Set(holding.values());
+    const held = [...distinct].reduce((sum, b) => sum + b.length, 0);
+    return {
+      held,
+      largest: Math.max(...[...distinct].map((b) => b.length)),
+      release: async () => {
+        released = true;
+        for (const callback of pending.splice(0)) callback();
+        await Promise.all(transfers);
+      },
+    };
+  }
+
+  it("gives a lone transfer 512 KiB buffers, three in flight", async () => {
+    const { held, largest, release } = await heldByStalledTransfers(1, 4 * MiB);
+    assert.equal(largest, 512 * 1024);
+    assert.equal(held, 3 * 512 * 1024);
+    await release();
+  });
+
+  it("lends buffers per chunk: 100 transfers reading a file at once share a few dozen 512 KiB buffers, where each held two of its own", async () => {
+    const dir = await makeTempDir("chunk-sender-pool");
+    try {
+      const driver = new FilesystemDriver(dir.path);
+      await driver.initialise();
+      const content = randomBytes(MiB + 4321);
+      await driver.writeSmall("blob", content);
+      const seen = new Set<ArrayBufferLike>();
+      const destinations = Array.from({ length: 100 }, () => {
+        const collector = new SlowCollector();
+        const write = collector.write.bind(collector) as (...args: unknown[]) => boolean;
+        collector.write = ((chunk: Buffer, ...rest: unknown[]) => {
+          if (chunk.buffer.byteLength === 512 * 1024) seen.add(chunk.buffer);
+          return write(chunk, ...rest);
+        }) as SlowCollector["write"];
+        return collector;
+      });
+      await Promise.all(
+        destinations.map(async (destination) => {
+          const opened = (await driver.open("blob"))!;
+          await opened.stream.sendTo!(destination);
+        }),
+      );
+      for (const destination of destinations) assert.ok(Buffer.concat(destination.chunks).equals(content));
+      assert.ok(seen.size <= 48, `100 transfers of ${content.length} bytes used ${seen.size} distinct 512 KiB buffers`);
+    } finally {
+      await dir.remove();
+    }
   });
 });

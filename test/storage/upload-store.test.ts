@@ -6,7 +6,7 @@ import { Digest } from "../../server/reference/digest.js";
 import { DigestMismatchError } from "../../server/storage/blob-store.js";
 import { SizeLimitError } from "../../server/storage/size-limit-error.js";
 import type { Storage } from "../../server/storage/storage.js";
-import { UploadOffsetError, UploadUnknownError } from "../../server/storage/upload-store.js";
+import { UploadInterruptedError, UploadOffsetError, UploadUnknownError } from "../../server/storage/upload-store.js";
 import { openTestStorage, STORAGE_DRIVERS, type TestStorage } from "../support/storage-drivers.js";
 
 const data = randomBytes(300 * 1024);
@@ -67,23 +67,57 @@ for (const kind of STORAGE_DRIVERS) describe(`UploadStore (${kind})`, () => {
     assert.equal((await uploads().get(id))?.size, parts[0].length);
   });
 
-  it("keeps the session at its last complete chunk when a chunk fails part-way, leaving no temp file", async () => {
-    const { id } = await uploads().create("team/app");
-    await uploads().append(id, 0, Readable.from([parts[0]]));
+  /** A chunk's source that delivers `bytes` and then fails, as a request body whose client went away. */
+  const cutAfter = (bytes: Buffer) => {
     let sent = false;
-    const broken = new Readable({
+    return new Readable({
       read() {
         if (sent) return this.destroy(new Error("client went away"));
         sent = true;
-        this.push(parts[1].subarray(0, 1000));
+        this.push(bytes);
       },
     });
-    await assert.rejects(uploads().append(id, parts[0].length, broken), /client went away/);
-    assert.equal((await uploads().get(id))?.size, parts[0].length);
+  };
+
+  it("keeps what a chunk delivered before its source failed as a part, and reports the new size", async () => {
+    const { id } = await uploads().create("team/app");
+    await uploads().append(id, 0, Readable.from([parts[0]]));
+    await assert.rejects(uploads().append(id, parts[0].length, cutAfter(parts[1].subarray(0, 1000))), (err: unknown) => {
+      assert.ok(err instanceof UploadInterruptedError);
+      assert.equal(err.size, parts[0].length + 1000);
+      assert.match(String((err.cause as Error).message), /client went away/);
+      return true;
+    });
+    assert.equal((await uploads().get(id))?.size, parts[0].length + 1000);
     assert.deepEqual(await tempFiles(), []);
-    await uploads().append(id, parts[0].length, Readable.from([data.subarray(parts[0].length)]));
+    await assert.rejects(uploads().append(id, parts[0].length, Readable.from([parts[1]])), UploadOffsetError);
+    await uploads().append(id, parts[0].length + 1000, Readable.from([data.subarray(parts[0].length + 1000)]));
     await uploads().complete(id, digest);
     assert.ok(data.equals((await storage.blobs.read(digest))!));
+  });
+
+  it("completes a session cut in its first chunk as exactly the bytes kept (its running hash agrees with the part)", async () => {
+    const kept = data.subarray(0, 1000);
+    const { id } = await uploads().create("team/app");
+    await assert.rejects(uploads().append(id, 0, cutAfter(kept)), UploadInterruptedError);
+    await assert.rejects(uploads().complete(id, digest), DigestMismatchError);
+    const { id: again } = await uploads().create("team/app");
+    await assert.rejects(uploads().append(again, 0, cutAfter(kept)), UploadInterruptedError);
+    await uploads().complete(again, Digest.of("sha256", kept));
+    assert.ok(kept.equals((await storage.blobs.read(Digest.of("sha256", kept)))!));
+  });
+
+  it("keeps no part for a chunk whose source fails before its first byte", async () => {
+    const { id } = await uploads().create("team/app");
+    await uploads().append(id, 0, Readable.from([parts[0]]));
+    const failing = new Readable({
+      read() {
+        this.destroy(new Error("client went away"));
+      },
+    });
+    await assert.rejects(uploads().append(id, parts[0].length, failing), (err: unknown) => err instanceof UploadInterruptedError && err.size === parts[0].length);
+    assert.equal((await storage.driver.list(`uploads/${id}/${kind === "s3" ? "tail" : "parts"}`)).length, 1);
+    assert.deepEqual(await tempFiles(), []);
   });
 
   it("refuses a chunk over maxSize, keeping the session as it was", async () => {

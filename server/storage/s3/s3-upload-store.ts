@@ -6,7 +6,7 @@ import { KeyedLock } from "../../concurrency/keyed-lock.js";
 import { Digest } from "../../reference/digest.js";
 import { BlobStore, DigestMismatchError } from "../blob-store.js";
 import { MeteredChunks } from "../metered-chunks.js";
-import { UploadOffsetError, UploadUnknownError, type UploadSession } from "../upload-store.js";
+import { UntilFailure, UploadInterruptedError, UploadOffsetError, UploadUnknownError, type UploadSession } from "../upload-store.js";
 import type { Uploads } from "../uploads.js";
 import type { Body } from "./s3-bucket.js";
 import type { S3Driver } from "./s3-driver.js";
@@ -86,13 +86,15 @@ export class S3UploadStore implements Uploads {
       const hashing = running && running.bytes === record.size ? running : undefined;
       this.running.delete(id);
       const metered = new MeteredChunks(maxSize, (chunk) => hashing?.hash.update(chunk));
+      const received = new UntilFailure(source);
       const file = await this.driver.spool.create(TAILS);
       const parts = new ChunkParts(this.bucket, dataPath(id), record, await this.tailPieces(id, record), file.path, this.driver.partSize);
       let kept = false;
       try {
         let position = 0;
+        // The source's failure ends the chunk like its end would, so every byte hashed is kept.
         await pipeline(
-          source,
+          received.chunks(),
           metered.stage,
           new Writable({
             write: (chunk: Buffer, _encoding, callback) => {
@@ -112,6 +114,7 @@ export class S3UploadStore implements Uploads {
         if (!kept) await file.release();
       }
       if (hashing) this.running.set(id, { hash: hashing.hash, bytes: record.size });
+      if (received.failure !== undefined) throw new UploadInterruptedError(record.size, received.failure);
       return session(id, record);
     });
   }
@@ -222,6 +225,10 @@ export class S3UploadStore implements Uploads {
   async close(): Promise<void> {
     for (const file of this.localTails.values()) await file.release();
     this.localTails.clear();
+  }
+
+  settled(): Promise<void> {
+    return this.lock.settled();
   }
 
   async ids(): Promise<string[]> {
