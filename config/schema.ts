@@ -2,6 +2,7 @@ import { z } from "zod";
 import { admissionSchema } from "./admission-schema.js";
 import { authSchema } from "./auth-schema.js";
 import { clusterSchema } from "./cluster-schema.js";
+import { coordinationSchema } from "./coordination-schema.js";
 import { duration } from "./duration.js";
 import { size } from "./size.js";
 import { storageSchema } from "./storage-schema.js";
@@ -83,10 +84,14 @@ export const configSchema = z
       .describe("Tenants with upstream credentials of their own (auth mode token)."),
     admission: admissionSchema,
     cluster: clusterSchema,
+    coordination: coordinationSchema,
   })
   .strict()
   .superRefine((config, ctx) => {
     if (config.cluster.parent !== undefined) refuseBesideParent(config, ctx);
+    if (config.coordination !== undefined && config.storage.driver !== "s3") {
+      ctx.addIssue({ code: "custom", path: ["coordination"], message: "replicas share one bucket: coordination needs storage.driver s3" });
+    }
     if (config.defaultUpstream !== undefined && !config.upstreams.some((u) => u.host === config.defaultUpstream || u.prefix === config.defaultUpstream)) {
       ctx.addIssue({ code: "custom", path: ["defaultUpstream"], message: `${config.defaultUpstream} is not a configured upstream` });
     }

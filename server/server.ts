@@ -13,6 +13,7 @@ import { createStatusPage } from "./http/status-page.js";
 import { createTokenRoutes } from "./http/token-routes.js";
 import { answerUnparsableRequest } from "./http/unparsable-request.js";
 import type { Logger } from "./log.js";
+import { openCoordination, type Coordination } from "./coordination/coordination.js";
 import { BerthMetrics } from "./metrics/berth-metrics.js";
 import { registerS3Metrics } from "./metrics/s3-metrics.js";
 import NodeCache from "node-cache";
@@ -47,6 +48,8 @@ export interface Berth {
   fills: BlobFills;
   /** `https://HOST:PORT` of the admission webhook's own listener, when it has one. */
   admissionUrl?: string;
+  /** What this replica coordinates with the others through, with `coordination` configured. */
+  coordination?: Coordination;
   /**
    * Graceful shutdown: /readyz turns unready and new connections are refused at once;
    * requests in flight get `graceMs` (default `shutdown.gracePeriod`) to finish, then are cut.
@@ -56,6 +59,7 @@ export interface Berth {
 
 export async function startBerth(config: BerthConfig, log: Logger): Promise<Berth> {
   const storage = await openStorage(config.storage);
+  const coordination = config.coordination && (await openCoordination(config.coordination, log));
   const fills = new BlobFills(storage.driver, storage.blobs);
   const backoff = new UpstreamBackoff();
   // Behind a parent, the status page shows where each upstream is fetched from: the parent.
@@ -136,6 +140,7 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
     collector,
     fills,
     ...(admissionListener ? { admissionUrl: admissionListener.url } : {}),
+    ...(coordination ? { coordination } : {}),
     close: async (graceMs = config.shutdown.gracePeriod) => {
       closing = true;
       const admissionClosed = admissionListener?.close(graceMs);
@@ -157,6 +162,7 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
       await admissionClosed;
       await storage.blobs.usage.save().catch((err: unknown) => log.warn({ err }, "could not save blob access times"));
       await storage.close();
+      await coordination?.close();
     },
   };
 }

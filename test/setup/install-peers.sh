@@ -20,6 +20,8 @@ command -v chromium >/dev/null || need+=(chromium)
 for server in proxy account container object; do [ -x "/usr/bin/swift-$server-server" ] || need+=("swift-$server"); done
 command -v memcached >/dev/null || need+=(memcached)
 command -v curl >/dev/null || need+=(curl)
+# Redis, which replicas coordinate through (test/support/redis-server.ts starts its own).
+command -v redis-server >/dev/null || need+=(redis-server)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then echo "install-peers: need root to install ${need[*]}" >&2; exit 1; fi
   export DEBIAN_FRONTEND=noninteractive

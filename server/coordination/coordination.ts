@@ -1,0 +1,48 @@
+import { readFile } from "node:fs/promises";
+import { hostname } from "node:os";
+import type { CoordinationConfig } from "../../config/coordination-schema.js";
+import { ConfigError } from "../../config/load.js";
+import type { Logger } from "../log.js";
+import { Leases } from "./leases.js";
+import { RedisConnection } from "./redis-connection.js";
+
+/** Shortest shared secret the internal port takes. */
+const MIN_SECRET_LENGTH = 16;
+
+/**
+ * What a replica coordinates with the others through: its name, the Redis they share (and the
+ * leases in it), and its internal port's settings. Built once, in the composition root; every
+ * shared implementation takes what it needs from here, and falls back to what one process can
+ * do while `redis.up` is false.
+ */
+export interface Coordination {
+  readonly replicaId: string;
+  readonly redis: RedisConnection;
+  readonly leases: Leases;
+  readonly internal: {
+    /** HOST:PORT to listen on. */
+    listen: string;
+    /** How the others reach it, when configured or given in the environment; else derived from where it listens. */
+    url?: string;
+    /** The secret every replica presents on the internal port. */
+    secret: string;
+  };
+  close(): Promise<void>;
+}
+
+export async function openCoordination(config: CoordinationConfig, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<Coordination> {
+  const secret = (await readFile(config.internal.secretFile, "utf8").catch((err: Error) => {
+    throw new ConfigError(`coordination.internal.secretFile: cannot read ${config.internal.secretFile}: ${err.message}`);
+  })).trim();
+  if (secret.length < MIN_SECRET_LENGTH) throw new ConfigError(`coordination.internal.secretFile: the secret must be at least ${MIN_SECRET_LENGTH} characters`);
+  const replicaId = config.replicaId ?? env.BERTH_REPLICA_ID ?? hostname();
+  const redis = await RedisConnection.open({ url: config.redis.url, keyPrefix: config.redis.keyPrefix, commandTimeoutMs: config.redis.commandTimeout }, log.child({ component: "coordination", replica: replicaId }));
+  const url = config.internal.url ?? env.BERTH_INTERNAL_URL;
+  return {
+    replicaId,
+    redis,
+    leases: new Leases(redis, replicaId),
+    internal: { listen: config.internal.listen, ...(url ? { url } : {}), secret },
+    close: () => redis.close(),
+  };
+}
