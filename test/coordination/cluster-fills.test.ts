@@ -14,6 +14,7 @@ import { makeTempDir, type TempDir } from "../support/temp-dir.js";
 const CLIENTS = 20;
 /** The issue asks for 200 MiB; this size keeps the file near a minute on a shared 2-core machine. */
 const HERD_LAYER_BYTES = 96 * 1024 * 1024;
+const SMALL_LAYER_BYTES = 8 * 1024 * 1024;
 /** The origin's link, as a mirror's upstream far away has one. */
 const LINK_BYTES_PER_SECOND = 100 * 1024 * 1024;
 
@@ -81,8 +82,8 @@ describe("a cold blob pulled through three replicas from an origin behind a 100 
     await work?.remove();
   });
 
-  const publishLayer = async (repository: string, seed: string): Promise<BuiltLayer> => {
-    const image = await publisher.publish(repository, "v1", { ref: seed, layers: [{ size: HERD_LAYER_BYTES, compression: "none" }], seed });
+  const publishLayer = async (repository: string, seed: string, size = HERD_LAYER_BYTES): Promise<BuiltLayer> => {
+    const image = await publisher.publish(repository, "v1", { ref: seed, layers: [{ size, compression: "none" }], seed });
     return image.manifests[0].layers[0];
   };
   const blobPath = (repository: string, layer: BuiltLayer) => `/v2/${ORIGIN_PREFIX}/${repository}/blobs/${layer.digest}`;
@@ -143,5 +144,24 @@ describe("a cold blob pulled through three replicas from an origin behind a 100 
       assert.equal(body.digest, layer.digest, `client ${i} of ${url}: content`);
     });
     assert.equal(await origin.count("GET", `/v2/cluster/takeover/blobs/${layer.digest}`), 2);
+  });
+
+  it("while Redis is down, each replica fetches on its own: the clients still receive every byte, and the origin serves the blob at most once per replica", async () => {
+    const layer = await publishLayer("cluster/no-redis", "cluster-no-redis", SMALL_LAYER_BYTES);
+    const running = replicas.members.filter((member) => member.running);
+    await replicas.redis.stop();
+    try {
+      const bodies = await Promise.all(Array.from({ length: 3 * running.length }, (_, i) => streamBlob(`${running[i % running.length].url}${blobPath("cluster/no-redis", layer)}`)));
+
+      bodies.forEach((body, i) => {
+        assert.equal(body.error, undefined, `client ${i}`);
+        assert.equal(body.status, 200, `client ${i}`);
+        assert.equal(body.digest, layer.digest, `client ${i}: content`);
+      });
+      const gets = await origin.count("GET", `/v2/cluster/no-redis/blobs/${layer.digest}`);
+      assert.ok(gets >= 1 && gets <= running.length, `${gets} origin GETs`);
+    } finally {
+      await replicas.redis.restart();
+    }
   });
 });
