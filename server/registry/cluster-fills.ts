@@ -387,7 +387,9 @@ class ClusterFill implements Fill {
    */
   private async findSource(failed: Source): Promise<Source> {
     const { coordination, peers, url, metrics, log, signal } = this.replica;
-    if (failed.kind === "peer") {
+    // Asked twice: a holder that has just won the lease may not serve the fill for a moment yet.
+    for (let asked = 0; failed.kind === "peer" && asked < 2; asked++) {
+      if (asked > 0) await delay(RETRY_MS, undefined, { signal });
       try {
         this.peerState = (await peers.state(failed.holder.data, this.digest, this.from, signal)).state;
         return failed;
