@@ -9,6 +9,7 @@ import type { BlobStore } from "../storage/blob-store.js";
 import type { ByteRange, ObjectStream, StorageDriver } from "../storage/driver.js";
 import { BlobFills, type BlobFill, type Fill, type Fills, type FillState, type JoinHooks } from "./blob-fill.js";
 import { FillPeers, PeerGoneError } from "./fill-peers.js";
+import { LeftBehindError, PeerRelay } from "./peer-relay.js";
 
 /** How long a fill lease lasts unless its holder renews it (every third of this while the fill runs). */
 const LEASE_MS = 10_000;
@@ -174,6 +175,8 @@ class ClusterFill implements Fill {
   private failure?: Error;
   private readers = 0;
   private recovering?: Promise<Source>;
+  /** The transfer from the replica followed that this replica's readers of the whole blob share. */
+  private relay?: { holder: LeaseHolder; relay: PeerRelay };
   private sizeKnown = false;
   private end!: () => void;
 
@@ -185,6 +188,7 @@ class ClusterFill implements Fill {
     private hooks: JoinHooks,
   ) {
     this.finished = new Promise((resolve) => (this.end = resolve));
+    void this.finished.then(() => this.relay?.relay.abort());
     this.decided = this.decide().then((source) => (this.source = source));
     this.sized = this.decided
       .then(() => this.learnSize())
@@ -342,6 +346,8 @@ class ClusterFill implements Fill {
         }
         throw new PeerGoneError(`the transfer of ${this.digest} ended at byte ${position}, before byte ${end}`);
       } catch (err) {
+        // The shared transfer has moved past this reader: it reads one of its own from where it is.
+        if (err instanceof LeftBehindError) continue;
         // A fetch of this replica's own failing, or the store failing, is the fill's failure.
         if (source.kind !== "peer" || signal.aborted) throw err;
         if (opened && position > end) return;
@@ -355,10 +361,23 @@ class ClusterFill implements Fill {
 
   private async openSource(source: Source, range: ByteRange | undefined, signal: AbortSignal): Promise<Readable> {
     if (source.kind === "local") return source.fill.open(range);
-    if (source.kind === "peer") return this.replica.peers.read(source.holder.data, this.digest, this.from, range, signal);
+    if (source.kind === "peer") return (range && this.relayFrom(source.holder, range.start)?.open(range.start, range.end)) ?? this.replica.peers.read(source.holder.data, this.digest, this.from, range, signal);
     const stored = await this.replica.blobs.open(this.digest, range);
     if (!stored) throw new Error(`blob ${this.digest} vanished from the store`);
     return stored.stream;
+  }
+
+  /**
+   * The transfer of the whole blob from `holder` this replica's readers share: started by the
+   * first reader from byte 0, once per holder (a reader that arrives later, or resumes after the
+   * shared transfer broke, reads a transfer of its own).
+   */
+  private relayFrom(holder: LeaseHolder, start: number): PeerRelay | undefined {
+    if (this.relay?.holder === holder) return this.relay.relay.over ? undefined : this.relay.relay;
+    if (start !== 0) return undefined;
+    const relay = new PeerRelay((signal) => this.replica.peers.read(holder.data, this.digest, this.from, { start: 0, end: this.size! - 1 }, signal), this.size!, this.replica.signal);
+    this.relay = { holder, relay };
+    return relay;
   }
 
   /** Where to read once `failed` stopped serving; every reader that saw it fail shares one answer. */
