@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { OriginRegistry } from "../../test/support/origin-registry.js";
 import { Replicas } from "../../test/support/replicas.js";
@@ -12,7 +13,20 @@ import type { Scenario, TargetCheck } from "../scenario.js";
 interface HerdRun {
   originGets: number;
   lastClientSeconds: number;
+  /** CPU time the replicas spent, all three together: on a loaded machine steadier than the wall time. */
+  replicaCpuSeconds: number;
 }
+
+/** CPU time (user + system) a process has used so far, from /proc/PID/stat. */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** Linux's USER_HZ. */
+const CLOCK_TICKS = 100;
 
 /**
  * The herd again, on a cluster tier: clients spread over 3 berth replicas (one bucket on Swift's
@@ -43,8 +57,13 @@ export const replicasHerd: Scenario = {
       const measure = async (digest: string, clients: number): Promise<HerdRun> => {
         const path = `/v2/${MIRROR_PREFIX}/bench/replicas/blobs/${digest}`;
         const spread = cluster.urls.map((url, i) => ({ url, clients: Math.floor(clients / cluster.urls.length) + (i < clients % cluster.urls.length ? 1 : 0) })).filter((s) => s.clients > 0);
+        const cpu = () => Promise.all(cluster.members.map((member) => cpuSeconds(member.pid))).then((all) => all.reduce((sum, s) => sum + s, 0));
+        const cpuBefore = await cpu();
         const batches = await Promise.all(spread.map((s) => downloadConcurrently(`${s.url}${path}`, s.clients, size)));
-        return { originGets: await origin.count("GET", `/v2/bench/replicas/blobs/${digest}`), lastClientSeconds: Math.max(...batches.map((b) => b.wallSeconds)) };
+        // The fill's owner may still be storing the blob after its clients are done.
+        await new Promise((resolve) => setTimeout(resolve, 2_000));
+        const replicaCpuSeconds = (await cpu()) - cpuBefore;
+        return { originGets: await origin.count("GET", `/v2/bench/replicas/blobs/${digest}`), lastClientSeconds: Math.max(...batches.map((b) => b.wallSeconds)), replicaCpuSeconds };
       };
 
       progress(`1 cold client of ${size / MiB} MiB`);
@@ -65,10 +84,10 @@ export const replicasHerd: Scenario = {
         tables: [
           {
             title: `Herd over 3 replicas behind a ${sizes.linkBytesPerSecond / MiB} MiB/s link: ${sizes.herdClients} concurrent cold GETs of one ${size / MiB} MiB blob, spread round robin`,
-            columns: ["run", "origin GETs", "last client s", "lone cold GET s", "last ÷ lone"],
+            columns: ["run", "origin GETs", "last client s", "lone cold GET s", "last ÷ lone", "replicas' CPU s", "lone's CPU s"],
             rows: [
-              ["Redis up (one fill for the cluster)", String(crowd.originGets), crowd.lastClientSeconds.toFixed(2), lone.lastClientSeconds.toFixed(2), ratio(crowd.lastClientSeconds, lone.lastClientSeconds)],
-              ["Redis stopped (a fill per replica)", String(unshared.originGets), unshared.lastClientSeconds.toFixed(2), lone.lastClientSeconds.toFixed(2), ratio(unshared.lastClientSeconds, lone.lastClientSeconds)],
+              ["Redis up (one fill for the cluster)", String(crowd.originGets), crowd.lastClientSeconds.toFixed(2), lone.lastClientSeconds.toFixed(2), ratio(crowd.lastClientSeconds, lone.lastClientSeconds), crowd.replicaCpuSeconds.toFixed(1), lone.replicaCpuSeconds.toFixed(1)],
+              ["Redis stopped (a fill per replica)", String(unshared.originGets), unshared.lastClientSeconds.toFixed(2), lone.lastClientSeconds.toFixed(2), ratio(unshared.lastClientSeconds, lone.lastClientSeconds), unshared.replicaCpuSeconds.toFixed(1), lone.replicaCpuSeconds.toFixed(1)],
             ],
           },
         ],
