@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
+import bcrypt from "bcryptjs";
 import { LinkLimiter } from "../../bench/link-limiter.js";
 import { mirrorOf, ORIGIN_PREFIX, OriginPublisher } from "../mirror/real-origin.js";
 import { layoutBlobPath, type BuiltLayer } from "../support/oci-image-builder.js";
@@ -165,3 +167,77 @@ describe("a cold blob pulled through three replicas from an origin behind a 100 
     }
   });
 });
+
+describe("a fill followed across replicas, with tenants isolated", () => {
+  let work: TempDir;
+  let origin: OriginRegistry;
+  let link: LinkLimiter;
+  let replicas: Replicas;
+  let layer: BuiltLayer;
+
+  before(async () => {
+    work = await makeTempDir("cluster-fills-tenants");
+    origin = await OriginRegistry.start({ auth: { kind: "htpasswd", users: { owner: "owner-secret" } } });
+    const image = await new OriginPublisher(join(work.path, "layout"), origin, "owner:owner-secret").publish("team/app", "v1", {
+      ref: "private",
+      layers: [{ size: 32 * 1024 * 1024, compression: "none" }],
+      seed: "cluster-private",
+    });
+    layer = image.manifests[0].layers[0];
+    // Slow enough that the fill is still running when the second tenant asks.
+    link = await LinkLimiter.start(origin, 16 * 1024 * 1024);
+    const credentials = join(work.path, "team-a.json");
+    await writeFile(credentials, JSON.stringify({ auths: { [origin.host]: { auth: Buffer.from("owner:owner-secret").toString("base64") } } }));
+    const hash = bcrypt.hashSync("pw", 4);
+    replicas = await Replicas.start({
+      count: 2,
+      config: {
+        upstreams: [{ host: origin.host, url: link.url, prefix: "private" }],
+        auth: {
+          mode: "token",
+          users: [
+            { username: "alice", passwordHash: hash, tenant: "team-a" },
+            { username: "bob", passwordHash: hash, tenant: "team-b" },
+          ],
+          policy: [{ tenants: ["team-a", "team-b"], repositories: ["**"], actions: ["pull"] }],
+        },
+        tenants: [{ name: "team-a", credentials: [credentials] }],
+      },
+    });
+  });
+  after(async () => {
+    await replicas?.close();
+    await link?.close();
+    await origin?.close();
+    await work?.remove();
+  });
+
+  const tokenFor = async (url: string, user: string) => {
+    const response = await fetch(`${url}/token?service=berth&scope=repository:private/team/app:pull`, { headers: { authorization: `Basic ${Buffer.from(`${user}:pw`).toString("base64")}` } });
+    assert.equal(response.status, 200);
+    return ((await response.json()) as { token: string }).token;
+  };
+
+  it("refuses a tenant the upstream refuses on a replica that would follow another replica's fill for a tenant it admits", async () => {
+    const [owner, follower] = replicas.urls;
+    const blobUrl = (url: string) => `${url}/v2/private/team/app/blobs/${layer.digest}`;
+    let aliceHas = 0;
+    const alice = streamBlob(blobUrl(owner), { authorization: `Bearer ${await tokenFor(owner, "alice")}` }, (length) => (aliceHas = length));
+    while (aliceHas === 0) await delay(10);
+
+    const bob = await fetch(blobUrl(follower), { headers: { authorization: `Bearer ${await tokenFor(follower, "bob")}` } });
+    const bobHad = Buffer.from(await bob.arrayBuffer());
+    const aliceHadThen = aliceHas;
+
+    assert.equal(bob.status, 403, bob.status === 200 ? "bob was served the private blob" : bobHad.toString());
+    assert.equal((JSON.parse(bobHad.toString()) as { errors: { code: string }[] }).errors[0].code, "DENIED");
+    assert.ok(aliceHadThen < layer.size, "the fill was still running when bob was answered");
+    const aliceGot = await alice;
+    assert.equal(aliceGot.status, 200);
+    assert.equal(aliceGot.digest, layer.digest);
+    // A GET answered 401 is the upstream's challenge, before berth sends the tenant's credentials.
+    const fetched = (await origin.accessLog()).filter((e) => e.method === "GET" && e.path === `/v2/team/app/blobs/${layer.digest}` && e.status === 200);
+    assert.equal(fetched.length, 1);
+  });
+});
+
