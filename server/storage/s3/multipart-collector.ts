@@ -15,7 +15,7 @@ export interface MultipartReport {
   leftBytes: number;
 }
 
-const SESSION_DATA = /^uploads\/([a-f0-9-]{36})\/data$/;
+const SESSION_DATA = /^uploads\/([a-f0-9-]{36})\/data(-[0-9a-f]{16})?$/;
 /** How far S3's clock may run ahead of berth's: Swift stamps a new upload up to a second ahead of it. */
 const CLOCK_SKEW_MS = 2000;
 
