@@ -52,7 +52,7 @@ export class ClusterUploadLocks implements UploadLocks {
       try {
         lease = await this.leases.acquire(leaseName(id), this.ttlMs);
       } catch (err) {
-        this.log.warn({ upload: id, err: (err as Error).message }, "upload session lease unavailable (Redis down): ordering this replica's tasks only");
+        this.log.debug({ upload: id, err: (err as Error).message }, "upload session lease unavailable (Redis down): ordering this replica's tasks only");
         return undefined;
       }
       if (lease) {
