@@ -13,6 +13,7 @@ import { createStatusPage } from "./http/status-page.js";
 import { createTokenRoutes } from "./http/token-routes.js";
 import { answerUnparsableRequest } from "./http/unparsable-request.js";
 import type { Logger } from "./log.js";
+import { ClusterUploadLocks } from "./coordination/cluster-upload-locks.js";
 import { openCoordination, type Coordination } from "./coordination/coordination.js";
 import { BerthMetrics } from "./metrics/berth-metrics.js";
 import { registerS3Metrics } from "./metrics/s3-metrics.js";
@@ -31,7 +32,8 @@ import { RecentManifests } from "./registry/recent-manifests.js";
 import { RoutingRegistry } from "./registry/routing-registry.js";
 import { RepositoryMetadata } from "./storage/repository-metadata.js";
 import { s3MetricSources } from "./storage/s3/s3-storage.js";
-import { openStorage, type Storage } from "./storage/storage.js";
+import { SavedSessionHashes } from "./storage/session-hashes.js";
+import { openStorage, type Storage, type StorageSharing } from "./storage/storage.js";
 import { UpstreamBackoff } from "./upstream/backoff.js";
 import { Keyring } from "./upstream/credentials/keyring.js";
 import { KeyringUnion } from "./upstream/credentials/keyring-union.js";
@@ -58,8 +60,11 @@ export interface Berth {
 }
 
 export async function startBerth(config: BerthConfig, log: Logger): Promise<Berth> {
-  const storage = await openStorage(config.storage);
   const coordination = config.coordination && (await openCoordination(config.coordination, log));
+  const storage = await openStorage(config.storage, coordination ? sharedStorage(coordination, log) : {}).catch(async (err: unknown) => {
+    await coordination?.close();
+    throw err;
+  });
   const fills = new BlobFills(storage.driver, storage.blobs);
   const backoff = new UpstreamBackoff();
   // Behind a parent, the status page shows where each upstream is fetched from: the parent.
@@ -211,6 +216,11 @@ async function createMirrors(config: BerthConfig, storage: Storage, fills: BlobF
 
 /** The viewer of requests that reach an upstream with berth's own credentials (or none). */
 const BERTH_VIEWER = "berth";
+
+/** What replicas sharing one bucket share of the storage: upload sessions, taken by any of them. */
+function sharedStorage(coordination: Coordination, log: Logger): StorageSharing {
+  return { uploadLocks: new ClusterUploadLocks(coordination.leases, log.child({ component: "uploads" })), sessionHashes: new SavedSessionHashes() };
+}
 
 function probed(fallback: ArchFallbackConfig): readonly string[] {
   return fallback.enabled ? fallback.architectures : [];

@@ -6,6 +6,8 @@ import { FilesystemDriver } from "./filesystem-driver.js";
 import { RepositoryMetadata } from "./repository-metadata.js";
 import { openS3Storage, type S3Storage } from "./s3/s3-storage.js";
 import { SynthesizedIndexes } from "./synthesized-indexes.js";
+import type { SessionHashes } from "./session-hashes.js";
+import type { UploadLocks } from "./upload-locks.js";
 import { UploadStore } from "./upload-store.js";
 import type { Uploads } from "./uploads.js";
 
@@ -25,9 +27,20 @@ export interface Storage {
   close(): Promise<void>;
 }
 
+/**
+ * What replicas sharing one bucket use in place of what a single process keeps to itself;
+ * each absent part is this process's own. Only driver s3 can be shared.
+ */
+export interface StorageSharing {
+  /** Who may change an upload session at a time. */
+  uploadLocks?: UploadLocks;
+  /** Where a session's running sha256 lives between its chunks. */
+  sessionHashes?: SessionHashes;
+}
+
 /** The storage `storage.driver` names. */
-export async function openStorage(config: StorageConfig): Promise<Storage> {
-  return config.driver === "s3" ? openS3Storage(config) : openFilesystemStorage(config.root);
+export async function openStorage(config: StorageConfig, sharing: StorageSharing = {}): Promise<Storage> {
+  return config.driver === "s3" ? openS3Storage(config, sharing) : openFilesystemStorage(config.root);
 }
 
 export async function openFilesystemStorage(root: string): Promise<Storage> {
