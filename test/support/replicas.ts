@@ -13,6 +13,8 @@ export interface ReplicasOptions {
   config?: Record<string, unknown>;
   /** Added to every replica's environment. */
   env?: NodeJS.ProcessEnv;
+  /** `storage.s3` settings besides the bucket and the endpoint (e.g. `abandonedUploadAge`). */
+  s3?: Record<string, unknown>;
 }
 
 /**
@@ -45,7 +47,7 @@ export class Replicas {
             env: options.env,
             config: {
               ...options.config,
-              storage: { driver: "s3", s3: s3StorageConfig(s3, bucket) },
+              storage: { driver: "s3", s3: s3StorageConfig(s3, bucket, options.s3) },
               coordination: { redis: { url: redis.url }, replicaId: `replica-${i}`, internal: { listen: "127.0.0.1:0", secretFile } },
             },
           }),
