@@ -14,6 +14,7 @@ import { createTokenRoutes } from "./http/token-routes.js";
 import { answerUnparsableRequest } from "./http/unparsable-request.js";
 import type { Logger } from "./log.js";
 import { openCoordination, type Coordination } from "./coordination/coordination.js";
+import { SharedCollectionGuard } from "./coordination/shared-collection-guard.js";
 import { BerthMetrics } from "./metrics/berth-metrics.js";
 import { registerS3Metrics } from "./metrics/s3-metrics.js";
 import NodeCache from "node-cache";
@@ -58,8 +59,9 @@ export interface Berth {
 }
 
 export async function startBerth(config: BerthConfig, log: Logger): Promise<Berth> {
-  const storage = await openStorage(config.storage);
   const coordination = config.coordination && (await openCoordination(config.coordination, log));
+  const collectionGuard = config.coordination && coordination && new SharedCollectionGuard(coordination, config.coordination.collection, log.child({ component: "collector" }));
+  const storage = await openStorage(config.storage, collectionGuard);
   const fills = new BlobFills(storage.driver, storage.blobs);
   const backoff = new UpstreamBackoff();
   // Behind a parent, the status page shows where each upstream is fetched from: the parent.
@@ -162,6 +164,7 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
       await admissionClosed;
       await storage.blobs.usage.save().catch((err: unknown) => log.warn({ err }, "could not save blob access times"));
       await storage.close();
+      await collectionGuard?.close();
       await coordination?.close();
     },
   };

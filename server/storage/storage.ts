@@ -1,6 +1,7 @@
 import type { StorageConfig } from "../../config/storage-schema.js";
 import { BlobHolders } from "./blob-holders.js";
 import { BlobStore } from "./blob-store.js";
+import type { CollectionGuard } from "./collection-guard.js";
 import type { StorageDriver } from "./driver.js";
 import { FilesystemDriver } from "./filesystem-driver.js";
 import { RepositoryMetadata } from "./repository-metadata.js";
@@ -25,15 +26,15 @@ export interface Storage {
   close(): Promise<void>;
 }
 
-/** The storage `storage.driver` names. */
-export async function openStorage(config: StorageConfig): Promise<Storage> {
-  return config.driver === "s3" ? openS3Storage(config) : openFilesystemStorage(config.root);
+/** The storage `storage.driver` names; `guard` when replicas share it (default: this process's own). */
+export async function openStorage(config: StorageConfig, guard?: CollectionGuard): Promise<Storage> {
+  return config.driver === "s3" ? openS3Storage(config, guard) : openFilesystemStorage(config.root, guard);
 }
 
-export async function openFilesystemStorage(root: string): Promise<Storage> {
+export async function openFilesystemStorage(root: string, guard?: CollectionGuard): Promise<Storage> {
   const driver = new FilesystemDriver(root);
   await driver.initialise();
-  const blobs = new BlobStore(driver);
+  const blobs = new BlobStore(driver, undefined, guard);
   return {
     driver,
     blobs,

@@ -4,6 +4,7 @@ import type { StorageConfig } from "../../../config/storage-schema.js";
 import type { S3MetricSources } from "../../metrics/s3-metrics.js";
 import { BlobHolders } from "../blob-holders.js";
 import { BlobStore } from "../blob-store.js";
+import type { CollectionGuard } from "../collection-guard.js";
 import { RepositoryMetadata } from "../repository-metadata.js";
 import { RootLease } from "../root-lease.js";
 import type { Storage } from "../storage.js";
@@ -29,7 +30,7 @@ export interface S3Storage {
  * Storage on an S3 bucket. The local root keeps what is per process (the spool, token signing
  * keys) under the root's lease; the bucket holds the store itself.
  */
-export async function openS3Storage(config: StorageConfig): Promise<Storage & { s3: S3Storage }> {
+export async function openS3Storage(config: StorageConfig, guard?: CollectionGuard): Promise<Storage & { s3: S3Storage }> {
   const s3 = config.s3!;
   await mkdir(config.root, { recursive: true, mode: 0o700 });
   const lease = await RootLease.acquire(config.root);
@@ -38,7 +39,7 @@ export async function openS3Storage(config: StorageConfig): Promise<Storage & { 
     const bucket = new S3Bucket(createS3Client(s3, traffic), s3.bucket, s3.prefix, { timeoutMs: s3.timeout, maxAttempts: s3.maxAttempts }, new S3Health(), traffic);
     const driver = new S3Driver(bucket, new LocalObjectIndex(), new Spool(s3.spool.dir ?? join(config.root, "spool"), s3.spool.maxSize), s3.partSize);
     await driver.initialise();
-    const blobs = new BlobStore(driver);
+    const blobs = new BlobStore(driver, undefined, guard);
     const uploads = new S3UploadStore(driver, blobs);
     return {
       driver,
