@@ -13,6 +13,8 @@ export interface ReplicasOptions {
   config?: Record<string, unknown>;
   /** Added to every replica's environment. */
   env?: NodeJS.ProcessEnv;
+  /** `coordination` settings besides Redis, the replica id and the internal port (e.g. `collection`). */
+  coordination?: Record<string, unknown>;
 }
 
 /**
@@ -46,7 +48,7 @@ export class Replicas {
             config: {
               ...options.config,
               storage: { driver: "s3", s3: s3StorageConfig(s3, bucket) },
-              coordination: { redis: { url: redis.url }, replicaId: `replica-${i}`, internal: { listen: "127.0.0.1:0", secretFile } },
+              coordination: { ...options.coordination, redis: { url: redis.url }, replicaId: `replica-${i}`, internal: { listen: "127.0.0.1:0", secretFile } },
             },
           }),
         ),
