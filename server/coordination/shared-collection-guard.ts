@@ -1,7 +1,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import type { Logger } from "../log.js";
 import type { Digest } from "../reference/digest.js";
-import type { CollectionGuard, CollectionSkip, CollectionTurn } from "../storage/collection-guard.js";
+import { CollectionTurnLostError, type CollectionGuard, type CollectionSkip, type CollectionTurn } from "../storage/collection-guard.js";
 import type { Coordination } from "./coordination.js";
 import type { Lease } from "./leases.js";
 
@@ -88,13 +88,6 @@ redis.call("SREM", KEYS[3], ARGV[2])
 redis.call("SET", KEYS[5], ARGV[1], "PX", ARGV[4])
 return 1`;
 
-/** Raised when the collector's lease was lost mid-run: another replica may be collecting. */
-export class LostCollectionLeaseError extends Error {
-  constructor() {
-    super("the collection lease was lost: stopping this run");
-  }
-}
-
 /**
  * Collection across replicas sharing one bucket, through Redis. One replica at a time holds
  * the collector lease and collects; readers and writers on every replica pin digests (a pin
@@ -176,15 +169,19 @@ export class SharedCollectionGuard implements CollectionGuard {
   async turn(): Promise<CollectionTurn | CollectionSkip> {
     if (!this.redis.up) return "coordination-down";
     try {
-      const lease = this.lease ?? (await this.lead());
-      if (!lease) return "not-leader";
-      const started = Number(await this.redis.client.eval(START, 4, lease.key, key.epoch, key.journal, key.doomed, lease.value, this.window, STATE_TTL_MS));
-      if (started === -1) {
-        this.lease = undefined;
-        return "not-leader";
+      // A lease this replica still thinks it holds may be gone (Redis restarted): then it competes again at once.
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const lease = this.lease ?? (await this.lead());
+        if (!lease) return "not-leader";
+        const started = Number(await this.redis.client.eval(START, 4, lease.key, key.epoch, key.journal, key.doomed, lease.value, this.window, STATE_TTL_MS));
+        if (started === -1) {
+          this.dropLease(lease);
+          continue;
+        }
+        if (started === -2) return "coordination-recovering";
+        return this.turnOf(lease, started - this.window);
       }
-      if (started === -2) return "coordination-recovering";
-      return this.turnOf(lease, started - this.window);
+      return "not-leader";
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, "could not start a collection turn in redis");
       return "coordination-down";
@@ -210,31 +207,47 @@ export class SharedCollectionGuard implements CollectionGuard {
     return lease;
   }
 
+  private dropLease(lease: Lease): void {
+    if (this.lease === lease) this.lease = undefined;
+    void lease.release();
+  }
+
   private turnOf(lease: Lease, journalCutoff: number): CollectionTurn {
     const client = this.redis.client;
+    // A Redis that stops answering mid-run ends the turn: nothing is deleted without its checks.
+    const inRedis = async <T>(work: () => Promise<T>): Promise<T> => {
+      try {
+        return await work();
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, "redis failed during content collection: stopping this run");
+        throw new CollectionTurnLostError("coordination-down");
+      }
+    };
     return {
-      doom: async (digests) => {
-        for (let i = 0; i < digests.length; i += 1000) {
-          await client
-            .multi()
-            .sadd(key.doomed, ...digests.slice(i, i + 1000).map(String))
-            .pexpire(key.doomed, STATE_TTL_MS)
-            .exec();
-        }
-      },
+      doom: (digests) =>
+        inRedis(async () => {
+          for (let i = 0; i < digests.length; i += 1000) {
+            await client
+              .multi()
+              .sadd(key.doomed, ...digests.slice(i, i + 1000).map(String))
+              .pexpire(key.doomed, STATE_TTL_MS)
+              .exec();
+          }
+        }),
       condemn: async (digest) => {
         const name = digest.toString();
-        const answer = Number(await client.eval(CONDEMN, 5, lease.key, key.pin(name), key.doomed, key.journal, key.condemned(name), lease.value, name, journalCutoff, CONDEMNED_TTL_MS));
+        const answer = await inRedis(async () => Number(await client.eval(CONDEMN, 5, lease.key, key.pin(name), key.doomed, key.journal, key.condemned(name), lease.value, name, journalCutoff, CONDEMNED_TTL_MS)));
         if (answer === -1) {
-          if (this.lease === lease) this.lease = undefined;
-          throw new LostCollectionLeaseError();
+          this.dropLease(lease);
+          throw new CollectionTurnLostError("not-leader");
         }
         return answer === 1;
       },
-      removed: async (digest) => {
-        const name = digest.toString();
-        await client.multi().set(key.removed(name), "1", "PX", REMOVED_TTL_MS).del(key.condemned(name)).exec();
-      },
+      removed: (digest) =>
+        inRedis(async () => {
+          const name = digest.toString();
+          await client.multi().set(key.removed(name), "1", "PX", REMOVED_TTL_MS).del(key.condemned(name)).exec();
+        }),
       end: async () => {
         await client.del(key.doomed);
       },

@@ -3,7 +3,7 @@ import { NO_METRICS, type RegistryMetrics } from "../metrics/registry-metrics.js
 import { Digest } from "../reference/digest.js";
 import type { RepositoryMetadata } from "../storage/repository-metadata.js";
 import type { MultipartReport } from "../storage/s3/multipart-collector.js";
-import type { CollectionSkip, CollectionTurn } from "../storage/collection-guard.js";
+import { CollectionTurnLostError, type CollectionSkip, type CollectionTurn } from "../storage/collection-guard.js";
 import type { Storage } from "../storage/storage.js";
 import type { DeliveredBlobs } from "./delivered-blobs.js";
 import { referencedDigests } from "./manifest.js";
@@ -78,6 +78,9 @@ export class ContentCollector {
     if (typeof turn === "string") return this.skip(turn);
     try {
       return await this.collectOnTurn(turn);
+    } catch (err) {
+      if (err instanceof CollectionTurnLostError) return this.skip(err.reason);
+      throw err;
     } finally {
       await turn.end().catch((err: unknown) => this.log.debug({ err }, "could not end the collection turn"));
     }

@@ -34,10 +34,17 @@ export interface CollectionGuard {
  */
 export interface CollectionTurn {
   doom(digests: readonly Digest[]): Promise<void>;
-  /** True: delete it now, then call `removed`. False: spare it. Throws when the turn is lost. */
+  /** True: delete it now, then call `removed`. False: spare it. Throws CollectionTurnLostError when the turn is lost. */
   condemn(digest: Digest): Promise<boolean>;
   removed(digest: Digest): Promise<void>;
   end(): Promise<void>;
+}
+
+/** A turn ended under the collector: its lease went to another replica, or Redis stopped answering. */
+export class CollectionTurnLostError extends Error {
+  constructor(readonly reason: CollectionSkip) {
+    super(`the collection turn was lost (${reason})`);
+  }
 }
 
 /** One process: the collector sees every reader itself, and is always the one that collects. */
