@@ -5,6 +5,7 @@ import { after, before, describe, it } from "node:test";
 import { auditStore, s3View, sha256 } from "../reliability/store-audit.js";
 import { Replicas } from "../support/replicas.js";
 import { rawS3Client, swiftS3 } from "../support/swift-s3.js";
+import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, UploadPartCommand } from "@aws-sdk/client-s3";
 
 /** Collection as often as berth allows, on minAge 0: only pins and the journal keep a blob being pushed. */
 const CONFIG = { cache: { collectInterval: "1s", minAge: "0" } };
@@ -67,6 +68,12 @@ async function pushImage(url: string, repository: string, layerBytes: Buffer): P
   return { url, repository, manifest, manifestBytes, blobs };
 }
 
+/** The replica that has collected. */
+async function leaderUrl(replicas: Replicas): Promise<string> {
+  const collected = await Promise.all(replicas.urls.map((url) => metric(url, "berth_collections_total")));
+  return replicas.urls[collected.findIndex((n) => n > 0)];
+}
+
 /** GETs a blob; a 200 must carry every byte of it (no read cut), whatever collection does meanwhile. */
 async function pull(url: string, repository: string, digest: string, bytes: Buffer): Promise<number> {
   const response = await fetch(`${url}/v2/${repository}/blobs/${digest}`);
@@ -98,6 +105,32 @@ describe("content collection on three replicas", () => {
       const report = (await (await fetch(`${url}/admin/gc`, { method: "POST" })).json()) as { skipped?: string };
       assert.equal(report.skipped, collected[i] === 0 ? "not-leader" : undefined, url);
     }
+  });
+
+  it("aborts an abandoned multipart upload on the leader only, and never one of an upload session another replica holds", async () => {
+    const s3 = rawS3Client(await swiftS3());
+    const leader = await leaderUrl(replicas);
+    const holder = replicas.urls.find((url) => url !== leader)!;
+    const abandoned = await s3.send(new CreateMultipartUploadCommand({ Bucket: replicas.bucket, Key: "_tmp/abandoned" }));
+    await s3.send(new UploadPartCommand({ Bucket: replicas.bucket, Key: "_tmp/abandoned", UploadId: abandoned.UploadId, PartNumber: 1, Body: randomBytes(1024) }));
+    // A session on another replica, one part (6 MiB) in its multipart upload.
+    const bytes = randomBytes(6 * 1024 * 1024);
+    const started = await fetch(`${holder}/v2/team/chunked/blobs/uploads/`, { method: "POST" });
+    assert.equal(started.status, 202);
+    const location = new URL(started.headers.get("location")!, holder);
+    const patched = await fetch(location, { method: "PATCH", body: new Uint8Array(bytes), headers: { "content-type": "application/octet-stream" } });
+    assert.equal(patched.status, 202);
+    const uploads = async () => (await s3.send(new ListMultipartUploadsCommand({ Bucket: replicas.bucket }))).Uploads ?? [];
+    await until("the abandoned upload is aborted", async () => !(await uploads()).some((u) => u.UploadId === abandoned.UploadId));
+    const collections = await metric(leader, "berth_collections_total");
+    await until("the leader collected twice more", async () => (await metric(leader, "berth_collections_total")) >= collections + 2);
+    assert.ok((await uploads()).some((u) => u.Key?.endsWith("/data")), "the session's multipart upload was aborted");
+    for (const url of replicas.urls) assert.equal(await metric(url, "berth_s3_multipart_uploads_aborted_total"), url === leader ? 1 : 0, url);
+    const session = new URL(patched.headers.get("location")!, holder);
+    session.searchParams.set("digest", sha256(bytes));
+    const done = await fetch(session, { method: "PUT" });
+    assert.equal(done.status, 201, await done.text());
+    assert.equal(await pull(replicas.next(), "team/chunked", sha256(bytes), bytes), 200);
   });
 
   it("loses nothing, leaves nothing dangling and cuts no read while pushes, deletes, mounts and pulls run on every replica", async () => {
@@ -146,10 +179,15 @@ describe("content collection on three replicas", () => {
       },
     };
     const kinds = ["push", "push", "delete", "mount", "pull", "pull"];
+    // The leader's own deletes are the ones it sees at once (other replicas' reach it with the shared object index): more of them there.
+    const leader = replicas.urls.indexOf(await leaderUrl(replicas));
+    const leaderKinds = ["push", "push", "delete", "delete", "mount", "pull"];
     const deadline = Date.now() + 25_000;
     const gcCalls: number[] = [];
     const workers = Array.from({ length: 6 }, async (_, w) => {
-      while (Date.now() < deadline) await steps[kinds[(w + randomInt(kinds.length)) % kinds.length]](w % replicas.urls.length);
+      const replica = w % replicas.urls.length;
+      const menu = replica === leader ? leaderKinds : kinds;
+      while (Date.now() < deadline) await steps[menu[randomInt(menu.length)]](replica);
     });
     const collecting = (async () => {
       while (Date.now() < deadline) {
@@ -164,8 +202,7 @@ describe("content collection on three replicas", () => {
     assert.ok(gcCalls.every((status) => status === 200), `admin gc answers: ${gcCalls}`);
 
     // One more run after the churn; then everything still linked must be there.
-    const leader = replicas.urls[(await Promise.all(replicas.urls.map((url) => metric(url, "berth_collections_total")))).findIndex((n) => n > 0)];
-    await fetch(`${leader}/admin/gc`, { method: "POST" }).then((r) => r.json());
+    await fetch(`${replicas.urls[leader]}/admin/gc`, { method: "POST" }).then((r) => r.json());
     for (const image of live) {
       const manifest = await fetch(`${image.url}/v2/${image.repository}/manifests/${image.manifest}`, { headers: { accept: MANIFEST_TYPE } });
       assert.equal(manifest.status, 200, `${image.url} lost ${image.repository}@${image.manifest}`);
@@ -175,7 +212,7 @@ describe("content collection on three replicas", () => {
     for (const { url, repository, digest, bytes } of mounted) assert.equal(await pull(url, repository, digest, bytes), 200, `${url} lost mounted ${repository}@${digest}`);
     const audit = await auditStore(await s3View(rawS3Client(await swiftS3()), replicas.bucket));
     assert.deepEqual(audit.problems, []);
-    const deleted = await metric(leader, "berth_gc_deleted_blobs_total");
+    const deleted = await metric(replicas.urls[leader], "berth_gc_deleted_blobs_total");
     assert.ok(deleted > 0, "collection deleted nothing: the test proves nothing");
     console.log(`images live ${live.length}, mounts ${mounted.length}, blobs deleted by collection ${deleted}, blobs in the bucket ${audit.blobs.size}`);
   });
