@@ -181,33 +181,45 @@ export class ContentCollector {
     this.storage.blobs.usage.forget(digest);
   }
 
-  /** Every digest hosted content needs: manifests, what they reference, and uploaded layers. */
+  /**
+   * Every digest hosted content needs: manifests, what they reference, and uploaded layers, as
+   * this process knows them and as a walk of the store finds them (another replica's links).
+   */
   private async hostedDigests(): Promise<Set<string>> {
     const keep = new Set<string>();
-    const metadata = this.storage.metadata;
-    for (const repository of await metadata.repositories()) {
-      for (const digest of await metadata.blobs(repository)) keep.add(digest.toString());
-      for (const digest of await metadata.manifests(repository)) {
-        keep.add(digest.toString());
-        const bytes = await this.storage.blobs.read(digest);
-        if (bytes) for (const referenced of referencedDigests(bytes)) keep.add(referenced.toString());
-      }
+    const manifests = new Map<string, Digest>();
+    for (const link of await this.links(this.storage.metadata)) {
+      if (link.kind === "manifest") manifests.set(link.digest.toString(), link.digest);
+      else keep.add(link.digest.toString());
+    }
+    for (const [key, digest] of manifests) {
+      keep.add(key);
+      const bytes = await this.storage.blobs.read(digest);
+      if (bytes) for (const referenced of referencedDigests(bytes)) keep.add(referenced.toString());
     }
     return keep;
   }
 
   private async mirroredLinks(): Promise<Map<string, CachedBlob["links"]>> {
     const links = new Map<string, CachedBlob["links"]>();
-    const add = (digest: Digest, link: CachedBlob["links"][number]) => {
-      const key = digest.toString();
-      links.set(key, [...(links.get(key) ?? []), link]);
-    };
     for (const { cache: metadata } of this.mirrors) {
-      for (const repository of await metadata.repositories()) {
-        for (const digest of await metadata.manifests(repository)) add(digest, { metadata, repository, kind: "manifest" });
-        for (const digest of await metadata.blobs(repository)) add(digest, { metadata, repository, kind: "blob" });
+      for (const { repository, kind, digest } of await this.links(metadata)) {
+        const key = digest.toString();
+        links.set(key, [...(links.get(key) ?? []), { metadata, repository, kind }]);
       }
     }
     return links;
+  }
+
+  /** The links under one metadata root, as this process knows them and as a walk of the store finds them, each once. */
+  private async links(metadata: RepositoryMetadata): Promise<{ repository: string; kind: "manifest" | "blob"; digest: Digest }[]> {
+    const found = new Map<string, { repository: string; kind: "manifest" | "blob"; digest: Digest }>();
+    const add = (link: { repository: string; kind: "manifest" | "blob"; digest: Digest }) => found.set(`${link.kind} ${link.repository} ${link.digest}`, link);
+    for (const repository of await metadata.repositories()) {
+      for (const digest of await metadata.manifests(repository)) add({ repository, kind: "manifest", digest });
+      for (const digest of await metadata.blobs(repository)) add({ repository, kind: "blob", digest });
+    }
+    for await (const link of metadata.walkLinks()) add(link);
+    return [...found.values()];
   }
 }

@@ -133,6 +133,20 @@ describe("content collection on three replicas", () => {
     assert.equal(await pull(replicas.next(), "team/chunked", sha256(bytes), bytes), 200);
   });
 
+  it("keeps a blob another replica linked again where the leader had deleted its link", async () => {
+    const leader = await leaderUrl(replicas);
+    const other = replicas.urls.find((url) => url !== leader)!;
+    const bytes = randomBytes(32 * 1024);
+    const digest = await pushBlob(leader, "team/relinked", bytes);
+    assert.equal((await fetch(`${leader}/v2/team/relinked/blobs/${digest}`, { method: "DELETE" })).status, 202);
+    await pushBlob(other, "team/relinked", bytes);
+    // Past the journal's window: only the link itself keeps the blob now.
+    const collections = await metric(leader, "berth_collections_total");
+    await delay(4000);
+    await until("the leader collected twice more", async () => (await metric(leader, "berth_collections_total")) >= collections + 2);
+    assert.equal(await pull(other, "team/relinked", digest, bytes), 200);
+  });
+
   it("loses nothing, leaves nothing dangling and cuts no read while pushes, deletes, mounts and pulls run on every replica", async () => {
     const live: Image[] = [];
     const mounted: { url: string; repository: string; digest: string; bytes: Buffer }[] = [];
