@@ -15,14 +15,12 @@ export interface SharedCollectionOptions {
 
 const LEASE = "collector";
 const LEASE_TTL_MS = 30_000;
-/** How long a condemned digest stays refused to pinners while the leader deletes it. */
-const CONDEMNED_TTL_MS = 5 * 60_000;
+/** How long a condemned digest stays refused to pinners unless the leader, still deleting it, extends it. */
+const CONDEMNED_TTL_MS = 60_000;
 /** How long a removed digest reads as absent on every replica, whatever its own index still holds (until stored again). */
 const REMOVED_TTL_MS = 24 * 3600_000;
 /** How long the doomed set, the journal and the epoch outlive their last write. */
 const STATE_TTL_MS = 24 * 3600_000;
-/** Longest wait of a pinner for a condemned digest's deletion to finish. */
-const CONDEMNED_WAIT_MS = 10_000;
 
 const key = {
   pin: (digest: string) => `collection:pin:${digest}`,
@@ -48,6 +46,9 @@ redis.call("ZADD", KEYS[5], now, ARGV[1])
 redis.call("PEXPIRE", KEYS[5], ARGV[3])
 if redis.call("EXISTS", KEYS[2]) == 1 then return 2 end
 return 1`;
+
+/** Extends a condemned digest's refusal (KEYS: condemned; ARGV: lease value, TTL) while the leader that condemned it deletes it. */
+const EXTEND = `if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) else return 0 end`;
 
 /** A blob stored anew (KEYS: removed, pin, doomed, journal; ARGV: digest, pin TTL, state TTL): no longer removed, and pinned. */
 const PLACED = `${NOW}
@@ -128,14 +129,16 @@ export class SharedCollectionGuard implements CollectionGuard {
     const at = this.pinnedAt.get(name);
     if (at !== undefined && Date.now() - at < this.options.pinTTL / 3) return true;
     if (!this.redis.up) return true;
-    for (const deadline = Date.now() + CONDEMNED_WAIT_MS; ; ) {
+    // A condemned digest is waited for until its deletion is over (or its leader gone): a blob
+    // stored again meanwhile would be deleted under the link about to be made to it.
+    for (;;) {
       const answer = await this.pinInRedis(name);
       if (answer === undefined) return true; // Redis failed: nothing collects without it
       if (answer === 1) {
         this.pinnedAt.set(name, Date.now());
         return true;
       }
-      if (answer === 2 || Date.now() >= deadline) return false;
+      if (answer === 2) return false;
       await delay(100);
     }
   }
@@ -214,6 +217,11 @@ export class SharedCollectionGuard implements CollectionGuard {
 
   private turnOf(lease: Lease, journalCutoff: number): CollectionTurn {
     const client = this.redis.client;
+    const deleting = new Map<string, NodeJS.Timeout>();
+    const deleted = (name: string) => {
+      clearInterval(deleting.get(name));
+      deleting.delete(name);
+    };
     // A Redis that stops answering mid-run ends the turn: nothing is deleted without its checks.
     const inRedis = async <T>(work: () => Promise<T>): Promise<T> => {
       try {
@@ -241,14 +249,20 @@ export class SharedCollectionGuard implements CollectionGuard {
           this.dropLease(lease);
           throw new CollectionTurnLostError("not-leader");
         }
+        if (answer === 1) {
+          const extend = () => void client.eval(EXTEND, 1, key.condemned(name), lease.value, CONDEMNED_TTL_MS).catch(() => {});
+          deleting.set(name, setInterval(extend, CONDEMNED_TTL_MS / 3).unref());
+        }
         return answer === 1;
       },
       removed: (digest) =>
         inRedis(async () => {
           const name = digest.toString();
+          deleted(name);
           await client.multi().set(key.removed(name), "1", "PX", REMOVED_TTL_MS).del(key.condemned(name)).exec();
         }),
       end: async () => {
+        for (const name of [...deleting.keys()]) deleted(name);
         await client.del(key.doomed);
       },
     };
