@@ -5,7 +5,7 @@ import { after, before, describe, it } from "node:test";
 import { auditStore, s3View, sha256 } from "../reliability/store-audit.js";
 import { Replicas } from "../support/replicas.js";
 import { rawS3Client, swiftS3 } from "../support/swift-s3.js";
-import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, UploadPartCommand } from "@aws-sdk/client-s3";
+import { CreateMultipartUploadCommand, HeadObjectCommand, ListMultipartUploadsCommand, UploadPartCommand } from "@aws-sdk/client-s3";
 
 /** Collection as often as berth allows, on minAge 0: only pins and the journal keep a blob being pushed. */
 const CONFIG = { cache: { collectInterval: "1s", minAge: "0" } };
@@ -145,6 +145,33 @@ describe("content collection on three replicas", () => {
     await delay(4000);
     await until("the leader collected twice more", async () => (await metric(leader, "berth_collections_total")) >= collections + 2);
     assert.equal(await pull(other, "team/relinked", digest, bytes), 200);
+  });
+
+  it("never cuts a read on another replica while the leader collects its blob, and collects it once the read is over", async () => {
+    const leader = await leaderUrl(replicas);
+    const other = replicas.urls.find((url) => url !== leader)!;
+    const bytes = randomBytes(16 * 1024 * 1024); // several parts: on Swift, segments a delete would pull from under the read
+    const digest = await pushBlob(leader, "team/read-while-collected", bytes);
+    const response = await fetch(`${other}/v2/team/read-while-collected/blobs/${digest}`);
+    assert.equal(response.status, 200);
+    const reader = response.body!.getReader();
+    const chunks: Uint8Array[] = [(await reader.read()).value!];
+    assert.equal((await fetch(`${leader}/v2/team/read-while-collected/blobs/${digest}`, { method: "DELETE" })).status, 202);
+    // The read stalls past the journal's window while the leader collects the now unlinked blob.
+    const collections = await metric(leader, "berth_collections_total");
+    await delay(4500);
+    await until("the leader collected three times more", async () => (await metric(leader, "berth_collections_total")) >= collections + 3);
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) chunks.push(chunk.value);
+    const body = Buffer.concat(chunks);
+    assert.equal(body.length, bytes.length, `the read was cut at ${body.length} of ${bytes.length} bytes`);
+    assert.equal(sha256(body), digest);
+    const s3 = rawS3Client(await swiftS3());
+    const stored = () =>
+      s3.send(new HeadObjectCommand({ Bucket: replicas.bucket, Key: `blobs/sha256/${digest.slice(7, 9)}/${digest.slice(7)}` })).then(
+        () => true,
+        () => false,
+      );
+    await until("the blob is collected once nobody reads it", async () => !(await stored()));
   });
 
   it("loses nothing, leaves nothing dangling and cuts no read while pushes, deletes, mounts and pulls run on every replica", async () => {
