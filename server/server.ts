@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { setTimeout as delay } from "node:timers/promises";
 import { Server as NetServer, type AddressInfo } from "node:net";
+import type { CoordinationConfig } from "../config/coordination-schema.js";
 import type { BerthConfig } from "../config/schema.js";
 import { AdmissionListener } from "./admission/admission-listener.js";
 import { setUpAdmission } from "./admission/setup.js";
@@ -15,6 +16,7 @@ import { answerUnparsableRequest } from "./http/unparsable-request.js";
 import type { Logger } from "./log.js";
 import { ClusterUploadLocks } from "./coordination/cluster-upload-locks.js";
 import { openCoordination, type Coordination } from "./coordination/coordination.js";
+import { SharedCollectionGuard } from "./coordination/shared-collection-guard.js";
 import { BerthMetrics } from "./metrics/berth-metrics.js";
 import { registerS3Metrics } from "./metrics/s3-metrics.js";
 import NodeCache from "node-cache";
@@ -61,7 +63,9 @@ export interface Berth {
 
 export async function startBerth(config: BerthConfig, log: Logger): Promise<Berth> {
   const coordination = config.coordination && (await openCoordination(config.coordination, log));
-  const storage = await openStorage(config.storage, coordination ? sharedStorage(coordination, log) : {}).catch(async (err: unknown) => {
+  const sharing = coordination ? sharedStorage(config.coordination!, coordination, log) : {};
+  const storage = await openStorage(config.storage, sharing).catch(async (err: unknown) => {
+    await sharing.collectionGuard?.close();
     await coordination?.close();
     throw err;
   });
@@ -167,6 +171,7 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
       await admissionClosed;
       await storage.blobs.usage.save().catch((err: unknown) => log.warn({ err }, "could not save blob access times"));
       await storage.close();
+      await sharing.collectionGuard?.close();
       await coordination?.close();
     },
   };
@@ -217,9 +222,13 @@ async function createMirrors(config: BerthConfig, storage: Storage, fills: BlobF
 /** The viewer of requests that reach an upstream with berth's own credentials (or none). */
 const BERTH_VIEWER = "berth";
 
-/** What replicas sharing one bucket share of the storage: upload sessions, taken by any of them. */
-function sharedStorage(coordination: Coordination, log: Logger): StorageSharing {
-  return { uploadLocks: new ClusterUploadLocks(coordination.leases, log.child({ component: "uploads" })), sessionHashes: new SavedSessionHashes() };
+/** What replicas sharing one bucket share of the storage: upload sessions, taken by any of them, and what collection must spare. */
+function sharedStorage(config: CoordinationConfig, coordination: Coordination, log: Logger): StorageSharing {
+  return {
+    uploadLocks: new ClusterUploadLocks(coordination.leases, log.child({ component: "uploads" })),
+    sessionHashes: new SavedSessionHashes(),
+    collectionGuard: new SharedCollectionGuard(coordination, config.collection, log.child({ component: "collector" })),
+  };
 }
 
 function probed(fallback: ArchFallbackConfig): readonly string[] {

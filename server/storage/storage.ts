@@ -1,6 +1,7 @@
 import type { StorageConfig } from "../../config/storage-schema.js";
 import { BlobHolders } from "./blob-holders.js";
 import { BlobStore } from "./blob-store.js";
+import type { CollectionGuard } from "./collection-guard.js";
 import type { StorageDriver } from "./driver.js";
 import { FilesystemDriver } from "./filesystem-driver.js";
 import { RepositoryMetadata } from "./repository-metadata.js";
@@ -29,24 +30,26 @@ export interface Storage {
 
 /**
  * What replicas sharing one bucket use in place of what a single process keeps to itself;
- * each absent part is this process's own. Only driver s3 can be shared.
+ * each absent part is this process's own.
  */
 export interface StorageSharing {
-  /** Who may change an upload session at a time. */
+  /** Who may change an upload session at a time (driver s3). */
   uploadLocks?: UploadLocks;
-  /** Where a session's running sha256 lives between its chunks. */
+  /** Where a session's running sha256 lives between its chunks (driver s3). */
   sessionHashes?: SessionHashes;
+  /** What content collection must spare: digests other replicas read or link. */
+  collectionGuard?: CollectionGuard;
 }
 
 /** The storage `storage.driver` names. */
 export async function openStorage(config: StorageConfig, sharing: StorageSharing = {}): Promise<Storage> {
-  return config.driver === "s3" ? openS3Storage(config, sharing) : openFilesystemStorage(config.root);
+  return config.driver === "s3" ? openS3Storage(config, sharing) : openFilesystemStorage(config.root, sharing.collectionGuard);
 }
 
-export async function openFilesystemStorage(root: string): Promise<Storage> {
+export async function openFilesystemStorage(root: string, guard?: CollectionGuard): Promise<Storage> {
   const driver = new FilesystemDriver(root);
   await driver.initialise();
-  const blobs = new BlobStore(driver);
+  const blobs = new BlobStore(driver, undefined, guard);
   return {
     driver,
     blobs,

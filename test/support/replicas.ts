@@ -15,6 +15,8 @@ export interface ReplicasOptions {
   env?: NodeJS.ProcessEnv;
   /** `storage.s3` settings besides the bucket and the endpoint (e.g. `abandonedUploadAge`). */
   s3?: Record<string, unknown>;
+  /** `coordination` settings besides Redis, the replica id and the internal port (e.g. `collection`). */
+  coordination?: Record<string, unknown>;
 }
 
 /**
@@ -48,7 +50,7 @@ export class Replicas {
             config: {
               ...options.config,
               storage: { driver: "s3", s3: s3StorageConfig(s3, bucket, options.s3) },
-              coordination: { redis: { url: redis.url }, replicaId: `replica-${i}`, internal: { listen: "127.0.0.1:0", secretFile } },
+              coordination: { ...options.coordination, redis: { url: redis.url }, replicaId: `replica-${i}`, internal: { listen: "127.0.0.1:0", secretFile } },
             },
           }),
         ),

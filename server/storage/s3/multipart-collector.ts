@@ -61,9 +61,9 @@ export class MultipartCollector {
     return report;
   }
 
-  /** Whether upload session `id` exists: known to this process, else asked of the bucket (another replica may have started it). */
+  /** Asked of the bucket unless this process knows the session: another replica may have started it. */
   private async sessionExists(id: string): Promise<boolean> {
-    const info = `uploads/${id}/info`;
-    return typeof this.driver.index.lookup(info) === "object" || (await this.driver.bucket.head(info)) !== undefined;
+    const path = `uploads/${id}/info`;
+    return typeof this.driver.index.lookup(path) === "object" || (await this.driver.bucket.head(path)) !== undefined;
   }
 }
