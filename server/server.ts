@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { setTimeout as delay } from "node:timers/promises";
 import { Server as NetServer, type AddressInfo } from "node:net";
+import type { CoordinationConfig } from "../config/coordination-schema.js";
 import type { BerthConfig } from "../config/schema.js";
 import { AdmissionListener } from "./admission/admission-listener.js";
 import { setUpAdmission } from "./admission/setup.js";
@@ -13,7 +14,9 @@ import { createStatusPage } from "./http/status-page.js";
 import { createTokenRoutes } from "./http/token-routes.js";
 import { answerUnparsableRequest } from "./http/unparsable-request.js";
 import type { Logger } from "./log.js";
+import { ClusterUploadLocks } from "./coordination/cluster-upload-locks.js";
 import { openCoordination, type Coordination } from "./coordination/coordination.js";
+import { SharedCollectionGuard } from "./coordination/shared-collection-guard.js";
 import { BerthMetrics } from "./metrics/berth-metrics.js";
 import { registerS3Metrics } from "./metrics/s3-metrics.js";
 import NodeCache from "node-cache";
@@ -33,7 +36,8 @@ import { RecentManifests } from "./registry/recent-manifests.js";
 import { RoutingRegistry } from "./registry/routing-registry.js";
 import { RepositoryMetadata } from "./storage/repository-metadata.js";
 import { s3MetricSources } from "./storage/s3/s3-storage.js";
-import { openStorage, type Storage } from "./storage/storage.js";
+import { SavedSessionHashes } from "./storage/session-hashes.js";
+import { openStorage, type Storage, type StorageSharing } from "./storage/storage.js";
 import { UpstreamBackoff } from "./upstream/backoff.js";
 import { Keyring } from "./upstream/credentials/keyring.js";
 import { KeyringUnion } from "./upstream/credentials/keyring-union.js";
@@ -60,8 +64,13 @@ export interface Berth {
 }
 
 export async function startBerth(config: BerthConfig, log: Logger): Promise<Berth> {
-  const storage = await openStorage(config.storage);
   const coordination = config.coordination && (await openCoordination(config.coordination, log));
+  const sharing = coordination ? sharedStorage(config.coordination!, coordination, log) : {};
+  const storage = await openStorage(config.storage, sharing).catch(async (err: unknown) => {
+    await sharing.collectionGuard?.close();
+    await coordination?.close();
+    throw err;
+  });
   const backoff = new UpstreamBackoff();
   // Behind a parent, the status page shows where each upstream is fetched from: the parent.
   const reached = config.upstreams.map((upstream) => ({ host: upstream.host, url: config.cluster.parent ?? upstream.url }));
@@ -165,6 +174,7 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
       await admissionClosed;
       await storage.blobs.usage.save().catch((err: unknown) => log.warn({ err }, "could not save blob access times"));
       await storage.close();
+      await sharing.collectionGuard?.close();
       await coordination?.close();
     },
   };
@@ -227,6 +237,15 @@ async function createMirrors(config: BerthConfig, storage: Storage, fills: Fills
 
 /** The viewer of requests that reach an upstream with berth's own credentials (or none). */
 const BERTH_VIEWER = "berth";
+
+/** What replicas sharing one bucket share of the storage: upload sessions, taken by any of them, and what collection must spare. */
+function sharedStorage(config: CoordinationConfig, coordination: Coordination, log: Logger): StorageSharing {
+  return {
+    uploadLocks: new ClusterUploadLocks(coordination.leases, log.child({ component: "uploads" })),
+    sessionHashes: new SavedSessionHashes(),
+    collectionGuard: new SharedCollectionGuard(coordination, config.collection, log.child({ component: "collector" })),
+  };
+}
 
 function probed(fallback: ArchFallbackConfig): readonly string[] {
   return fallback.enabled ? fallback.architectures : [];

@@ -45,6 +45,8 @@ export interface ClusterFillMetrics {
 export interface RegistryMetrics {
   upstream(host: string): UpstreamMeter;
   collected(report: CollectionTotals): void;
+  /** A collection this process did not run: `not-leader`, `coordination-down`, `coordination-recovering`. */
+  collectionSkipped(reason: string): void;
 }
 
 export interface TokenMetrics {
@@ -74,6 +76,7 @@ const NO_METER: UpstreamMeter = {
 export const NO_METRICS: RegistryMetrics & TokenMetrics & RequestMetrics = {
   upstream: () => NO_METER,
   collected: () => {},
+  collectionSkipped: () => {},
   issued: () => {},
   refused: () => {},
   request: () => {},

@@ -1,11 +1,14 @@
 import type { StorageConfig } from "../../config/storage-schema.js";
 import { BlobHolders } from "./blob-holders.js";
 import { BlobStore } from "./blob-store.js";
+import type { CollectionGuard } from "./collection-guard.js";
 import type { StorageDriver } from "./driver.js";
 import { FilesystemDriver } from "./filesystem-driver.js";
 import { RepositoryMetadata } from "./repository-metadata.js";
 import { openS3Storage, type S3Storage } from "./s3/s3-storage.js";
 import { SynthesizedIndexes } from "./synthesized-indexes.js";
+import type { SessionHashes } from "./session-hashes.js";
+import type { UploadLocks } from "./upload-locks.js";
 import { UploadStore } from "./upload-store.js";
 import type { Uploads } from "./uploads.js";
 
@@ -25,15 +28,28 @@ export interface Storage {
   close(): Promise<void>;
 }
 
-/** The storage `storage.driver` names. */
-export async function openStorage(config: StorageConfig): Promise<Storage> {
-  return config.driver === "s3" ? openS3Storage(config) : openFilesystemStorage(config.root);
+/**
+ * What replicas sharing one bucket use in place of what a single process keeps to itself;
+ * each absent part is this process's own.
+ */
+export interface StorageSharing {
+  /** Who may change an upload session at a time (driver s3). */
+  uploadLocks?: UploadLocks;
+  /** Where a session's running sha256 lives between its chunks (driver s3). */
+  sessionHashes?: SessionHashes;
+  /** What content collection must spare: digests other replicas read or link. */
+  collectionGuard?: CollectionGuard;
 }
 
-export async function openFilesystemStorage(root: string): Promise<Storage> {
+/** The storage `storage.driver` names. */
+export async function openStorage(config: StorageConfig, sharing: StorageSharing = {}): Promise<Storage> {
+  return config.driver === "s3" ? openS3Storage(config, sharing) : openFilesystemStorage(config.root, sharing.collectionGuard);
+}
+
+export async function openFilesystemStorage(root: string, guard?: CollectionGuard): Promise<Storage> {
   const driver = new FilesystemDriver(root);
   await driver.initialise();
-  const blobs = new BlobStore(driver);
+  const blobs = new BlobStore(driver, undefined, guard);
   return {
     driver,
     blobs,

@@ -15,7 +15,7 @@ export interface MultipartReport {
   leftBytes: number;
 }
 
-const SESSION_DATA = /^uploads\/([a-f0-9-]{36})\/data$/;
+const SESSION_DATA = /^uploads\/([a-f0-9-]{36})\/data(-[0-9a-f]{16})?$/;
 /** How far S3's clock may run ahead of berth's: Swift stamps a new upload up to a second ahead of it. */
 const CLOCK_SKEW_MS = 2000;
 
@@ -38,13 +38,13 @@ export class MultipartCollector {
 
   async run(): Promise<MultipartReport> {
     const report: MultipartReport = { found: 0, abandoned: 0, abandonedBytes: 0, aborted: 0, left: 0, leftBytes: 0 };
-    const { bucket, live, index } = this.driver;
+    const { bucket, live } = this.driver;
     const now = Date.now();
     for await (const upload of bucket.multipartUploads()) {
       report.found++;
       if (live.has(upload.uploadId)) continue;
       const session = SESSION_DATA.exec(upload.path)?.[1];
-      if (session && typeof index.lookup(`uploads/${session}/info`) === "object") continue;
+      if (session && (await this.sessionExists(session))) continue;
       const bytes = await bucket.partBytes(upload.path, upload.uploadId);
       if (bytes === undefined || live.has(upload.uploadId)) continue; // finished meanwhile
       report.abandoned++;
@@ -59,5 +59,11 @@ export class MultipartCollector {
     this.last = report;
     this.abortedTotal += report.aborted;
     return report;
+  }
+
+  /** Asked of the bucket unless this process knows the session: another replica may have started it. */
+  private async sessionExists(id: string): Promise<boolean> {
+    const path = `uploads/${id}/info`;
+    return typeof this.driver.index.lookup(path) === "object" || (await this.driver.bucket.head(path)) !== undefined;
   }
 }
