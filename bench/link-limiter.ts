@@ -50,18 +50,21 @@ export class LinkLimiter {
 
   private relay(client: Socket, host: string, port: number): void {
     const upstream = connect(port, host);
+    let delayed = 0;
+    let ended = false;
     for (const socket of [client, upstream]) {
       this.sockets.add(socket);
       socket.on("error", () => {});
       socket.on("close", () => {
         this.sockets.delete(socket);
+        // A server that closes right after its answer (a 401 with Connection: close) still has
+        // that answer delivered: the client's end follows the last chunk held back for the link.
+        if (socket === upstream && ended && delayed > 0) return;
         client.destroy();
         upstream.destroy();
       });
     }
     client.pipe(upstream);
-    let delayed = 0;
-    let ended = false;
     const forward = (chunk: Buffer) => {
       if (!client.write(chunk)) {
         upstream.pause();

@@ -31,7 +31,7 @@ export const coordinationSchema = z
         url: z
           .url({ protocol: /^https?$/ })
           .optional()
-          .describe("How the other replicas reach this one's internal listener. Default: $BERTH_INTERNAL_URL, else http://$POD_IP:PORT."),
+          .describe("How the other replicas reach this one's internal listener; the fill leases it holds advertise it. Default: $BERTH_INTERNAL_URL, else http://$POD_IP:PORT (the host name without POD_IP) on a wildcard listen address, else the address it listens on."),
         secretFile: z.string().min(1).describe("File holding the secret every replica shares; a request to the internal port without it is refused."),
       })
       .strict(),

@@ -21,7 +21,9 @@ import { BerthMetrics } from "./metrics/berth-metrics.js";
 import { registerS3Metrics } from "./metrics/s3-metrics.js";
 import NodeCache from "node-cache";
 import type { ArchFallbackConfig } from "../config/upstream-schema.js";
-import { BlobFills } from "./registry/blob-fill.js";
+import { InternalListener } from "./http/internal-listener.js";
+import { BlobFills, type Fills } from "./registry/blob-fill.js";
+import { ClusterFills } from "./registry/cluster-fills.js";
 import { ContentCollector } from "./registry/content-collector.js";
 import { HostedRegistry } from "./registry/hosted-registry.js";
 import { parsePlatform } from "./registry/platform.js";
@@ -49,7 +51,7 @@ export interface Berth {
   url: string;
   collector: ContentCollector;
   /** Upstream blob fetches in flight; a client's download can end before its blob is stored. */
-  fills: BlobFills;
+  fills: Fills;
   /** `https://HOST:PORT` of the admission webhook's own listener, when it has one. */
   admissionUrl?: string;
   /** What this replica coordinates with the others through, with `coordination` configured. */
@@ -69,11 +71,11 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
     await coordination?.close();
     throw err;
   });
-  const fills = new BlobFills(storage.driver, storage.blobs);
   const backoff = new UpstreamBackoff();
   // Behind a parent, the status page shows where each upstream is fetched from: the parent.
   const reached = config.upstreams.map((upstream) => ({ host: upstream.host, url: config.cluster.parent ?? upstream.url }));
-  const metrics = new BerthMetrics({ fills, backoff, upstreams: reached });
+  const metrics = new BerthMetrics({ fills: { list: () => fills.list() }, backoff, upstreams: reached });
+  const { fills, internal } = await startFills(storage, coordination, metrics, log);
   if (storage.s3) registerS3Metrics(metrics.registry, s3MetricSources(storage.s3));
   const mirrors = await createMirrors(config, storage, fills, backoff, metrics, log);
   const defaultMirror = mirrors.find((m) => m.upstream.host === config.defaultUpstream || m.upstream.prefix === config.defaultUpstream);
@@ -165,6 +167,7 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
       await storage.uploads.settled(); // chunks just cut keep what arrived before the process exits
       fills.abortAll();
       await fills.settled();
+      await internal?.close();
       await Promise.all(mirrors.map((m) => m.client.close()));
       for (const mirror of mirrors) mirror.tagLists.close();
       await auth.close();
@@ -177,7 +180,20 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
   };
 }
 
-async function createMirrors(config: BerthConfig, storage: Storage, fills: BlobFills, backoff: UpstreamBackoff, metrics: BerthMetrics, log: Logger): Promise<Mirror[]> {
+/**
+ * This process's fills, or with coordination the cluster's: one upstream fetch per blob for all
+ * replicas, the ones this replica leads served to the others on its internal port.
+ */
+async function startFills(storage: Storage, coordination: Coordination | undefined, metrics: BerthMetrics, log: Logger): Promise<{ fills: Fills; internal?: InternalListener }> {
+  if (!coordination) return { fills: new BlobFills(storage.driver, storage.blobs) };
+  const { listen, url, secret } = coordination.internal;
+  const internal = await InternalListener.start({ listen, ...(url ? { url } : {}), secret }, log);
+  const fills = new ClusterFills(storage.driver, storage.blobs, coordination, internal.url, metrics, log.child({ component: "cluster-fills" }));
+  internal.serve(fills);
+  return { fills, internal };
+}
+
+async function createMirrors(config: BerthConfig, storage: Storage, fills: Fills, backoff: UpstreamBackoff, metrics: BerthMetrics, log: Logger): Promise<Mirror[]> {
   const keyring = async (files: readonly string[]) => {
     const loaded = new Keyring(files, { onProblem: (problem) => log.warn({ problem: problem.message }, "credential source skipped") });
     await loaded.load();

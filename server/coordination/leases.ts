@@ -5,6 +5,11 @@ import type { RedisConnection } from "./redis-connection.js";
 const RENEW = `if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) else return 0 end`;
 /** Releases a lease only while it still holds this holder's value. */
 const RELEASE = `if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) else return 0 end`;
+/** Takes a lease over only while it holds the stale holder's fence, or nothing. */
+const TAKE_OVER = `local current = redis.call("GET", KEYS[1])
+if current and cjson.decode(current).fence ~= tonumber(ARGV[2]) then return 0 end
+redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[3])
+return 1`;
 /** How long the fencing counter outlives its last use. */
 const FENCE_TTL_MS = 30 * 24 * 3600 * 1000;
 
@@ -29,12 +34,27 @@ export class Leases {
 
   /** The lease, if no one holds it; undefined when someone does. Throws when Redis is down. */
   async acquire(name: string, ttlMs: number, data = ""): Promise<Lease | undefined> {
-    const client = this.redis.client;
-    const [[, fence]] = (await client.multi().incr("fence").pexpire("fence", FENCE_TTL_MS).exec()) as [[Error | null, number], unknown];
-    const holder: LeaseHolder = { replica: this.replicaId, fence, data };
-    const value = JSON.stringify({ ...holder, token: randomBytes(8).toString("hex") });
-    const taken = await client.set(leaseKey(name), value, "PX", ttlMs, "NX");
+    const { holder, value } = await this.next(data);
+    const taken = await this.redis.client.set(leaseKey(name), value, "PX", ttlMs, "NX");
     return taken === "OK" ? new Lease(this.redis, name, value, holder) : undefined;
+  }
+
+  /**
+   * The lease, taken from `stale` (a holder known to be gone: it stopped answering, but its
+   * lease has not expired yet) if `stale` still holds it or no one does; undefined when another
+   * holder has it by now. Throws when Redis is down.
+   */
+  async takeOver(name: string, ttlMs: number, stale: LeaseHolder, data = ""): Promise<Lease | undefined> {
+    const { holder, value } = await this.next(data);
+    const taken = await this.redis.client.eval(TAKE_OVER, 1, leaseKey(name), value, stale.fence, ttlMs);
+    return taken === 1 ? new Lease(this.redis, name, value, holder) : undefined;
+  }
+
+  /** A new holder's value, with the next fence. */
+  private async next(data: string): Promise<{ holder: LeaseHolder; value: string }> {
+    const [[, fence]] = (await this.redis.client.multi().incr("fence").pexpire("fence", FENCE_TTL_MS).exec()) as [[Error | null, number], unknown];
+    const holder: LeaseHolder = { replica: this.replicaId, fence, data };
+    return { holder, value: JSON.stringify({ ...holder, token: randomBytes(8).toString("hex") }) };
   }
 
   /** Who holds the lease now, if anyone. */

@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import { RepositoryRequests } from "./repository-requests.js";
-import type { CollectionTotals, ContentKind, RegistryMetrics, RequestMetrics, RouteKind, TokenMetrics } from "./registry-metrics.js";
+import type { ClusterFillMetrics, CollectionTotals, ContentKind, RegistryMetrics, RequestMetrics, RouteKind, TokenMetrics } from "./registry-metrics.js";
 import { UpstreamCounters } from "./upstream-counters.js";
 
 /** A blob fill in flight, as `BlobFills.list()` describes it. */
@@ -62,7 +62,7 @@ function processRegistry(): Registry {
  * berth's metrics: a prom-client registry of its own for /metrics (served with the process
  * metrics), and the same counts for the status page.
  */
-export class BerthMetrics implements RegistryMetrics, TokenMetrics, RequestMetrics {
+export class BerthMetrics implements RegistryMetrics, TokenMetrics, RequestMetrics, ClusterFillMetrics {
   readonly registry = new Registry();
   private readonly meters = new Map<string, UpstreamCounters>();
   private readonly repositories = new RepositoryRequests();
@@ -116,6 +116,17 @@ export class BerthMetrics implements RegistryMetrics, TokenMetrics, RequestMetri
   private readonly evictions = new Counter({ name: "berth_cache_evictions_total", help: "Mirrored blobs evicted to keep the cache under cache.maxSize.", registers: [this.registry] });
   private readonly collectedBlobs = new Counter({ name: "berth_gc_deleted_blobs_total", help: "Blobs nothing referenced, deleted by garbage collection.", registers: [this.registry] });
   private readonly freedBytes = new Counter({ name: "berth_gc_freed_bytes_total", help: "Bytes freed by garbage collection and eviction.", registers: [this.registry] });
+  private readonly clusterFills = new Counter({
+    name: "berth_cluster_fills_total",
+    help: "Blob fills this replica joined for its clients: led (it fetched for the cluster), followed (another replica fetched) or unshared (fetched alone while Redis was down).",
+    labelNames: ["role"] as const,
+    registers: [this.registry],
+  });
+  private readonly clusterFillTakeovers = new Counter({
+    name: "berth_cluster_fill_takeovers_total",
+    help: "Blob fills this replica took over from a replica that stopped serving them.",
+    registers: [this.registry],
+  });
   private readonly storageBytes = new Gauge({
     name: "berth_storage_bytes",
     help: "Bytes stored, as of the last content collection: hosted content and mirrored (cache) content.",
@@ -195,6 +206,14 @@ export class BerthMetrics implements RegistryMetrics, TokenMetrics, RequestMetri
     this.freedBytes.inc(report.freedBytes);
     this.storageBytes.set({ content: "hosted" }, report.hostedBytes);
     this.storageBytes.set({ content: "cache" }, report.cacheBytes);
+  }
+
+  fill(role: "led" | "followed" | "unshared"): void {
+    this.clusterFills.inc({ role });
+  }
+
+  takeover(): void {
+    this.clusterFillTakeovers.inc();
   }
 
   collectionSkipped(reason: string): void {

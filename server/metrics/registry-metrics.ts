@@ -30,6 +30,18 @@ export interface CollectionTotals {
   freedBytes: number;
 }
 
+/** How a replica among several shares blob fills (server/registry/cluster-fills.ts). */
+export interface ClusterFillMetrics {
+  /**
+   * A fill this replica started for a client: "led" (it fetches for the whole cluster),
+   * "followed" (another replica fetches; this one streams from it) or "unshared" (fetched
+   * on its own while coordination was down).
+   */
+  fill(role: "led" | "followed" | "unshared"): void;
+  /** A fill this replica took over from a replica that stopped serving it. */
+  takeover(): void;
+}
+
 export interface RegistryMetrics {
   upstream(host: string): UpstreamMeter;
   collected(report: CollectionTotals): void;

@@ -23,7 +23,38 @@ const READ_CHUNK = 1024 * 1024;
  * readers may have the last one; the blob is still being made durable. stored: the blob is
  * in the store. failed: nothing is kept.
  */
-type FillState = "fetching" | "verified" | "stored" | "failed";
+export type FillState = "fetching" | "verified" | "stored" | "failed";
+
+/** One fetch of one blob from one source, as the clients waiting for it see it. */
+export interface Fill {
+  readonly state: FillState;
+  readonly error?: Error;
+  /** Total size, once known. */
+  readonly size?: number;
+  /** Resolves once the size is known or the fill failed. */
+  readonly sized: Promise<void>;
+  /** Resolves once this process is done with the fill: stored, failed, or handed on. */
+  readonly finished: Promise<void>;
+  /** The bytes in [start, end] (inclusive; the whole blob when absent), the blob's last byte only once it verified. */
+  open(range?: ByteRange): Promise<ObjectStream>;
+}
+
+/**
+ * The fills in flight, one per (source, digest): concurrent cold pulls of a blob from one
+ * upstream repository share one fetch. `BlobFills` shares them within this process; a shared
+ * implementation shares them between replicas.
+ */
+export interface Fills {
+  /** The fill of `digest` from `source` this process knows to be in flight: a requester must be admitted to `source` before joining it. */
+  get(digest: Digest, source: string): Fill | undefined;
+  /** Joins the fill of `digest` from `source`, starting one with `hooks` if none is in flight. */
+  join(digest: Digest, source: string, hooks: JoinHooks): { fill: Fill; started: boolean };
+  abortAll(): void;
+  /** Resolves when every fill this process runs has ended. */
+  settled(): Promise<void>;
+  /** Fills this process fetches now, for metrics and the status page. */
+  list(): { digest: string; written: number; size?: number; readers: number }[];
+}
 
 /**
  * One upstream fetch of one blob, written to a pending object while it is hashed, and read
@@ -31,7 +62,7 @@ type FillState = "fetching" | "verified" | "stored" | "failed";
  * up, else from the pending object. Readers never receive the blob's last byte before the
  * digest has verified, so a corrupt upstream can only ever cut a response short.
  */
-export class BlobFill {
+export class BlobFill implements Fill {
   state: FillState = "fetching";
   error?: Error;
   /** Total size, once the upstream said it (Content-Length) or the fetch ended. */
@@ -270,6 +301,14 @@ export interface FillHooks {
   onFailed: (err: Error) => void;
 }
 
+/** What joining a fill that may be fetched by another process needs besides the FillHooks. */
+export interface JoinHooks extends FillHooks {
+  /** Lets the requester have the source's bytes, or throws why not: run before it follows a fetch another process makes for someone else. */
+  admit: () => Promise<void>;
+  /** Whether the blob is now stored and linked for the source (a fill elsewhere completed it). */
+  stored: () => Promise<boolean>;
+}
+
 /** The upstream body; a connection that breaks mid-transfer is an upstream outage. */
 async function* bodyOf(upstream: UpstreamBlob, digest: Digest): AsyncGenerator<Buffer> {
   try {
@@ -281,7 +320,7 @@ async function* bodyOf(upstream: UpstreamBlob, digest: Digest): AsyncGenerator<B
 }
 
 /** The fills in flight in this process, one per digest: concurrent cold pulls share one upstream fetch. */
-export class BlobFills {
+export class BlobFills implements Fills {
   private readonly inflight = new Map<string, BlobFill>();
 
   constructor(

@@ -11,7 +11,7 @@ import type { UpstreamBackoff } from "../upstream/backoff.js";
 import type { Provenance, UpstreamClient } from "../upstream/upstream-client.js";
 import { invalid } from "../upstream/upstream-answers.js";
 import { UpstreamError } from "../upstream/upstream-error.js";
-import type { BlobFills } from "./blob-fill.js";
+import type { Fills } from "./blob-fill.js";
 import { asRegistryError, RegistryError, UpstreamDeniedError } from "./errors.js";
 import { blobUnknown, manifestUnknown } from "./hosted.js";
 import type { DeliveredBlobs } from "./delivered-blobs.js";
@@ -29,7 +29,7 @@ export interface Mirror {
   cache: RepositoryMetadata;
   /** Manifests served lately, kept in memory while they stay linked in `cache`. */
   recentManifests: RecentManifests;
-  fills: BlobFills;
+  fills: Fills;
   backoff: UpstreamBackoff;
   tagLists: NodeCache;
   /** Who may be served which repository's cached content, when tenants are isolated. */
@@ -359,7 +359,12 @@ export class ProxyRepository implements Repository {
     const waiting = this.mirror.backoff.remaining(this.backoffKey);
     if (waiting > 0) throw this.unavailable(waiting);
     let headersArrived = false;
+    const asked = { blob: digest };
     const joined = this.mirror.fills.join(digest, this.backoffKey, {
+      admit: async () => {
+        await this.admit(asked, false, () => this.client.blobSize(this.upstreamName, digest.toString()));
+      },
+      stored: async () => (await this.mirror.cache.hasBlob(this.upstreamName, digest)) && (await this.mirror.storage.blobs.size(digest)) !== undefined,
       fetch: async () => {
         const blob = await this.upstreamCall(() => this.client.blob(this.upstreamName, digest.toString()));
         headersArrived = true;

@@ -37,6 +37,22 @@ describe("leases through a real Redis", () => {
     await second.release();
   });
 
+  it("lets a replica take a lease over from a holder known to be gone, but not from a holder that took it since", async () => {
+    const gone = await new Leases(a, "replica-a").acquire("fill:y", 5000, "http://a:5001");
+    assert.ok(gone);
+    const taker = new Leases(b, "replica-b");
+    const taken = await taker.takeOver("fill:y", 5000, gone.holder, "http://b:5001");
+    assert.ok(taken, "the gone holder's lease is taken before it expires");
+    assert.ok(taken.holder.fence > gone.holder.fence);
+    assert.deepEqual(await taker.holder("fill:y"), { replica: "replica-b", fence: taken.holder.fence, data: "http://b:5001" });
+    assert.equal(await new Leases(a, "replica-c").takeOver("fill:y", 5000, gone.holder, "http://c:5001"), undefined, "a second taker finds the new holder");
+    assert.equal(await gone.renew(5000), false, "the gone holder cannot renew it");
+    await taken.release();
+    const free = await new Leases(a, "replica-c").takeOver("fill:y", 5000, gone.holder, "http://c:5001");
+    assert.ok(free, "a released lease is taken as a free one");
+    await free.release();
+  });
+
   it("lets a lease its holder stops renewing expire, and refuses the old holder's renewal and release afterwards", async () => {
     const stale = await new Leases(a, "replica-a").acquire("gc", 200);
     assert.ok(stale);
