@@ -27,20 +27,15 @@ async function downloadAll(batches: { url: string; clients: number }[], size: nu
   return { downloads, wallSeconds, throughputMiBs: downloads.reduce((sum, d) => sum + d.bytes, 0) / MiB / wallSeconds };
 }
 
-/** `clients` clients spread round robin over the cluster's replicas, each GETting `digest` of the mirrored repository. */
-function spread(cluster: BerthCluster, clients: number, repository: string, digest: string): { url: string; clients: number }[] {
-  return cluster.members.map((member, i) => ({ url: BerthCluster.mirroredBlob(member, repository, digest), clients: Math.floor(clients / REPLICAS) + (i < clients % REPLICAS ? 1 : 0) }));
-}
-
 /**
  * berth's cluster tier: three replicas on one Swift bucket and one Redis. Does scale-out scale
- * (warm reads with each replica behind its own NIC), does the cluster fetch each blob once
- * (a herd spread over the replicas, a simulated rollout), what does Redis cost on the warm
- * path, and what does losing it cost?
+ * (warm reads with each replica behind its own NIC), does the cluster fetch each blob once for
+ * a simulated rollout, what does Redis cost on the warm path, and what does losing it cost?
+ * (The herd spread over the replicas is the `replicas-herd` scenario.)
  */
 export const replicas: Scenario = {
   name: "replicas",
-  description: "3 replicas on Swift + Redis: scale-out of warm reads, herd and rollout origin GETs, warm manifests with and without Redis",
+  description: "3 replicas on Swift + Redis: scale-out of warm reads, a rollout's origin bytes, warm manifests with and without Redis",
   async run(context) {
     const open = new OpenResources();
     try {
@@ -53,7 +48,6 @@ export const replicas: Scenario = {
       const targets: TargetCheck[] = [];
       await scaleOut({ ...context, open, swift, redis, tables, targets });
       await manifests({ ...context, open, swift, redis, tables, targets });
-      await herd({ ...context, open, swift, redis, origin, link, tables, targets });
       await rollout({ ...context, open, swift, redis, origin, link, tables, targets });
       return { tables, targets, memory: [] };
     } finally {
@@ -131,39 +125,6 @@ async function manifests({ sizes, workDir, progress, open, swift, redis, tables,
     { target: "Redis stopped: warm p99 ≤ 1.5× with Redis", measured: ratio(withoutRedis.p99Ms, withRedis.p99Ms), met: withoutRedis.errors === 0 && withoutRedis.p99Ms <= 1.5 * withRedis.p99Ms },
   );
   await open.close(disk);
-  await open.close(cluster);
-}
-
-/** Cold GETs of one blob spread over the replicas, the origin behind the link: a lone client, a crowd, a crowd with Redis stopped. */
-async function herd({ sizes, workDir, progress, open, swift, redis, origin, link, tables, targets }: MirrorStep): Promise<void> {
-  const image = await buildBenchImage(join(workDir, "herd"), "herd", [sizes.linkHerdBlob, sizes.linkHerdBlob, sizes.linkHerdBlob]);
-  const [lone, crowd, degraded] = image.manifests[0].layers;
-  await pushImage(image, `${origin.host}/bench/herd:v1`);
-  const cluster = open.keep(await BerthCluster.start(swift, redis, REPLICAS, link));
-  const run = async (blob: { digest: string; size: number }, clients: number) => {
-    const since = (await origin.accessLog()).length;
-    const batch = await downloadAll(clients === 1 ? [{ url: BerthCluster.mirroredBlob(cluster.members[0], "bench/herd", blob.digest), clients: 1 }] : spread(cluster, clients, "bench/herd", blob.digest), blob.size);
-    return { batch, origin: await originBlobGets(origin, since, [blob.digest]) };
-  };
-  progress(`herd behind the link: a lone cold GET, then ${sizes.herdClients} over ${REPLICAS} replicas`);
-  const alone = await run(lone, 1);
-  const many = await run(crowd, sizes.herdClients);
-  progress("herd with Redis stopped");
-  await redis.stop();
-  await sleep(2000);
-  const withoutRedis = await run(degraded, sizes.herdClients);
-  await redis.restart();
-  const row = (name: string, r: Awaited<ReturnType<typeof run>>) => [name, String(r.origin.gets), ratio(r.origin.bytes, crowd.size), r.batch.wallSeconds.toFixed(2), ratio(r.batch.wallSeconds, alone.batch.wallSeconds)];
-  tables.push({
-    title: `Herd over ${REPLICAS} replicas behind a ${sizes.linkBytesPerSecond / MiB} MiB/s link: cold GETs of one ${crowd.size / MiB} MiB blob`,
-    columns: ["clients", "origin GETs", "origin bytes ÷ blob", "last client s", "÷ lone cold GET"],
-    rows: [row("1 (lone)", alone), row(`${sizes.herdClients}, Redis up`, many), row(`${sizes.herdClients}, Redis stopped`, withoutRedis)],
-  });
-  targets.push(
-    { target: `herd over ${REPLICAS} replicas: origin GETs = 1`, measured: String(many.origin.gets), met: many.origin.gets === 1 },
-    { target: `herd over ${REPLICAS} replicas: last client ≤ 1.2× a lone pull`, measured: ratio(many.batch.wallSeconds, alone.batch.wallSeconds), met: many.batch.wallSeconds <= 1.2 * alone.batch.wallSeconds },
-    { target: `Redis stopped: herd over ${REPLICAS} replicas ≤ ${REPLICAS} origin GETs`, measured: String(withoutRedis.origin.gets), met: withoutRedis.origin.gets <= REPLICAS },
-  );
   await open.close(cluster);
 }
 
