@@ -31,7 +31,9 @@ import { RecentManifests } from "./registry/recent-manifests.js";
 import { RoutingRegistry } from "./registry/routing-registry.js";
 import { RepositoryMetadata } from "./storage/repository-metadata.js";
 import { s3MetricSources } from "./storage/s3/s3-storage.js";
-import { openStorage, type Storage } from "./storage/storage.js";
+import { LocalObjectIndex } from "./storage/s3/object-index.js";
+import { SharedObjectIndex } from "./storage/s3/shared-object-index.js";
+import { openStorage, type SharedStorageState, type Storage } from "./storage/storage.js";
 import { UpstreamBackoff } from "./upstream/backoff.js";
 import { Keyring } from "./upstream/credentials/keyring.js";
 import { KeyringUnion } from "./upstream/credentials/keyring-union.js";
@@ -58,8 +60,11 @@ export interface Berth {
 }
 
 export async function startBerth(config: BerthConfig, log: Logger): Promise<Berth> {
-  const storage = await openStorage(config.storage);
   const coordination = config.coordination && (await openCoordination(config.coordination, log));
+  const storage = await openStorage(config.storage, coordination ? sharedStorageState(coordination) : {}).catch(async (err: unknown) => {
+    await coordination?.close();
+    throw err;
+  });
   const fills = new BlobFills(storage.driver, storage.blobs);
   const backoff = new UpstreamBackoff();
   // Behind a parent, the status page shows where each upstream is fetched from: the parent.
@@ -207,6 +212,12 @@ async function createMirrors(config: BerthConfig, storage: Storage, fills: BlobF
       log: log.child({ upstream: upstream.host }),
     };
   });
+}
+
+/** The storage state the replicas share through the coordination. */
+function sharedStorageState(coordination: Coordination): SharedStorageState {
+  const untold = () => coordination.fallbacks.count("object-index");
+  return { objectIndex: new SharedObjectIndex(new LocalObjectIndex(), coordination.channel("object-index"), untold) };
 }
 
 /** The viewer of requests that reach an upstream with berth's own credentials (or none). */

@@ -3,7 +3,9 @@ import { hostname } from "node:os";
 import type { CoordinationConfig } from "../../config/coordination-schema.js";
 import { ConfigError } from "../../config/load.js";
 import type { Logger } from "../log.js";
+import { Fallbacks } from "./fallbacks.js";
 import { Leases } from "./leases.js";
+import { RedisChannel } from "./redis-channel.js";
 import { RedisConnection } from "./redis-connection.js";
 
 /** Shortest shared secret the internal port takes. */
@@ -27,6 +29,10 @@ export interface Coordination {
     /** The secret every replica presents on the internal port. */
     secret: string;
   };
+  /** What ran on this replica alone because Redis could not be asked, by shared feature. */
+  readonly fallbacks: Fallbacks;
+  /** A pub/sub channel of the replicas (one subscription per name, closed with the coordination). */
+  channel(name: string): RedisChannel;
   close(): Promise<void>;
 }
 
@@ -38,11 +44,22 @@ export async function openCoordination(config: CoordinationConfig, log: Logger, 
   const replicaId = config.replicaId ?? env.BERTH_REPLICA_ID ?? hostname();
   const redis = await RedisConnection.open({ url: config.redis.url, keyPrefix: config.redis.keyPrefix, commandTimeoutMs: config.redis.commandTimeout }, log.child({ component: "coordination", replica: replicaId }));
   const url = config.internal.url ?? env.BERTH_INTERNAL_URL;
+  const channels = new Map<string, RedisChannel>();
+  const channelLog = log.child({ component: "coordination", replica: replicaId });
   return {
     replicaId,
     redis,
     leases: new Leases(redis, replicaId),
     internal: { listen: config.internal.listen, ...(url ? { url } : {}), secret },
-    close: () => redis.close(),
+    fallbacks: new Fallbacks(),
+    channel: (name) => {
+      let channel = channels.get(name);
+      if (!channel) channels.set(name, (channel = new RedisChannel(redis, name, channelLog)));
+      return channel;
+    },
+    close: async () => {
+      await Promise.all([...channels.values()].map((channel) => channel.close()));
+      await redis.close();
+    },
   };
 }

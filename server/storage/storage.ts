@@ -4,6 +4,7 @@ import { BlobStore } from "./blob-store.js";
 import type { StorageDriver } from "./driver.js";
 import { FilesystemDriver } from "./filesystem-driver.js";
 import { RepositoryMetadata } from "./repository-metadata.js";
+import type { ObjectIndex } from "./s3/object-index.js";
 import { openS3Storage, type S3Storage } from "./s3/s3-storage.js";
 import { SynthesizedIndexes } from "./synthesized-indexes.js";
 import { UploadStore } from "./upload-store.js";
@@ -25,9 +26,15 @@ export interface Storage {
   close(): Promise<void>;
 }
 
+/** What several processes sharing one store share, when they do (none: a single process). */
+export interface SharedStorageState {
+  /** With driver s3: the index of the bucket's objects the processes keep each other's up to date. */
+  objectIndex?: ObjectIndex;
+}
+
 /** The storage `storage.driver` names. */
-export async function openStorage(config: StorageConfig): Promise<Storage> {
-  return config.driver === "s3" ? openS3Storage(config) : openFilesystemStorage(config.root);
+export async function openStorage(config: StorageConfig, shared: SharedStorageState = {}): Promise<Storage> {
+  return config.driver === "s3" ? openS3Storage(config, shared.objectIndex) : openFilesystemStorage(config.root);
 }
 
 export async function openFilesystemStorage(root: string): Promise<Storage> {

@@ -38,13 +38,13 @@ export class MultipartCollector {
 
   async run(): Promise<MultipartReport> {
     const report: MultipartReport = { found: 0, abandoned: 0, abandonedBytes: 0, aborted: 0, left: 0, leftBytes: 0 };
-    const { bucket, live, index } = this.driver;
+    const { bucket, live } = this.driver;
     const now = Date.now();
     for await (const upload of bucket.multipartUploads()) {
       report.found++;
       if (live.has(upload.uploadId)) continue;
       const session = SESSION_DATA.exec(upload.path)?.[1];
-      if (session && typeof index.lookup(`uploads/${session}/info`) === "object") continue;
+      if (session && (await this.driver.stat(`uploads/${session}/info`))) continue;
       const bytes = await bucket.partBytes(upload.path, upload.uploadId);
       if (bytes === undefined || live.has(upload.uploadId)) continue; // finished meanwhile
       report.abandoned++;
