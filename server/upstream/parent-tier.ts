@@ -1,4 +1,5 @@
-import type { CredentialLookup, UpstreamCredential, UpstreamEndpoint } from "./upstream-client.js";
+import type { CredentialLookup, UpstreamCredential } from "./upstream-client.js";
+import type { UpstreamEndpoint } from "./upstream-endpoint.js";
 
 /**
  * The cluster tier a node-local berth fetches every upstream through (docs/design.md §9).

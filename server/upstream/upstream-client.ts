@@ -6,6 +6,7 @@ import { RefusedDestination } from "./destination-policy.js";
 import { guardProgress } from "./progress-guard.js";
 import { DEFAULT_TOKEN_SECONDS, invalid, LIMITS, nextTagPage, readBounded, referrersIndex, tagPage, tokenAnswer, type BoundedRead, type ReferrerDescriptor } from "./upstream-answers.js";
 import { UpstreamConnections } from "./upstream-connections.js";
+import type { UpstreamEndpoint } from "./upstream-endpoint.js";
 import { parseChallenge, type Challenge } from "./www-authenticate.js";
 import { retryAfterMs, UpstreamError } from "./upstream-error.js";
 
@@ -22,21 +23,6 @@ export interface UpstreamCredential {
 /** Finds the credentials that match an image (`host[:port]/repository`), most specific first. */
 export interface CredentialLookup {
   lookup(image: string): Promise<UpstreamCredential[]>;
-}
-
-export interface UpstreamEndpoint {
-  /** The registry host clients name (`docker.io`, `127.0.0.1:5312`). */
-  host: string;
-  /** Where berth fetches from. */
-  url: string;
-  connectTimeoutMs: number;
-  /** Longest wait for response headers, and between two chunks of a body; also the window of progress-guard.ts. */
-  readTimeoutMs: number;
-  /**
-   * Sent as `?ns=` with every `/v2/` request to the endpoint's own origin, when `url` is a
-   * berth that mirrors `host` (a parent tier): the registry it is asked to route to.
-   */
-  namespace?: string;
 }
 
 /** Whether an answer needed credentials: content anyone may fetch can be shared between tenants. */

@@ -2,7 +2,7 @@ import { Agent, DecoratorHandler, type Dispatcher } from "undici";
 import type { UpstreamMeter } from "../metrics/registry-metrics.js";
 import { closeSafeBodies } from "./close-safe-interceptor.js";
 import { DestinationPolicy } from "./destination-policy.js";
-import type { UpstreamEndpoint } from "./upstream-client.js";
+import type { UpstreamEndpoint } from "./upstream-endpoint.js";
 
 /**
  * The connections to one upstream, shared by every view of it (tenants' credentials): a pool

@@ -37,6 +37,7 @@ const SCHEMAS: Record<string, [string, string]> = {
   "v1 PersistentVolumeClaim": ["IoK8sApiCoreV1PersistentVolumeClaim", "io.k8s.api.core.v1.PersistentVolumeClaim"],
   "apps/v1 DaemonSet": ["IoK8sApiAppsV1DaemonSet", "io.k8s.api.apps.v1.DaemonSet"],
   "apps/v1 Deployment": ["IoK8sApiAppsV1Deployment", "io.k8s.api.apps.v1.Deployment"],
+  "policy/v1 PodDisruptionBudget": ["IoK8sApiPolicyV1PodDisruptionBudget", "io.k8s.api.policy.v1.PodDisruptionBudget"],
   "networking.k8s.io/v1 NetworkPolicy": ["IoK8sApiNetworkingV1NetworkPolicy", "io.k8s.api.networking.v1.NetworkPolicy"],
   "admissionregistration.k8s.io/v1 MutatingWebhookConfiguration": ["IoK8sApiAdmissionregistrationV1MutatingWebhookConfiguration", "io.k8s.api.admissionregistration.v1.MutatingWebhookConfiguration"],
 };

@@ -26,6 +26,7 @@ const API_VERSIONS: Record<string, string> = {
   DaemonSet: "apps/v1",
   Deployment: "apps/v1",
   NetworkPolicy: "networking.k8s.io/v1",
+  PodDisruptionBudget: "policy/v1",
   MutatingWebhookConfiguration: "admissionregistration.k8s.io/v1",
   Issuer: "cert-manager.io/v1",
   Certificate: "cert-manager.io/v1",
@@ -170,7 +171,7 @@ describe("deploy/: Kubernetes manifests, node snippets and compose config", () =
 
   it("validates every Kubernetes object against the Kubernetes OpenAPI schemas, refusing unknown fields as the API server does", async () => {
     const objects = (await kubernetesObjects()).filter(hasSchema);
-    assert.deepEqual([...new Set(objects.map((o) => o.kind))].sort(), ["ConfigMap", "DaemonSet", "Deployment", "MutatingWebhookConfiguration", "Namespace", "NetworkPolicy", "PersistentVolumeClaim", "Service"]);
+    assert.deepEqual([...new Set(objects.map((o) => o.kind))].sort(), ["ConfigMap", "DaemonSet", "Deployment", "MutatingWebhookConfiguration", "Namespace", "NetworkPolicy", "PersistentVolumeClaim", "PodDisruptionBudget", "Service"]);
     for (const object of objects) assert.doesNotThrow(() => validateObject(object), `${object.kind} ${object.metadata.name}`);
     // The check is not vacuous: what the API server would refuse, it refuses.
     const daemonSet = structuredClone(one(objects, "DaemonSet"));
@@ -403,7 +404,7 @@ describe("deploy/: Kubernetes manifests, node snippets and compose config", () =
       assert.equal(webhookConfig.admission?.registry, `localhost:${portOf(nodeConfig.listen)}`, "the webhook rewrites images to the node tier's loopback");
     });
 
-    it("runs the cluster tier in token mode, only the node account pulling, on its own volume, with a grace period covering preStop and shutdown", async () => {
+    it("runs the cluster tier in token mode, only the node account pulling, with a grace period covering preStop and shutdown", async () => {
       const objects = await withComponent("tiers");
       const clusterTier = one(objects, "Deployment", "berth-cluster");
       const config = containerConfig(objects, clusterTier);
@@ -416,12 +417,65 @@ describe("deploy/: Kubernetes manifests, node snippets and compose config", () =
         [{ roles: ["node"], repositories: ["**"], actions: ["pull"], anonymous: false }],
       );
       const container = berthContainer(clusterTier);
-      const storage = container.volumeMounts.find((m: Doc) => m.mountPath === config.storage.root);
-      assert.ok(clusterTier.spec.template.spec.volumes.find((v: Doc) => v.name === storage.name).persistentVolumeClaim, "storage on a PersistentVolume");
-      assert.equal(clusterTier.spec.replicas, 1, "one berth process owns its storage");
-      assert.equal(clusterTier.spec.strategy.type, "Recreate");
       const preStop = Number(container.lifecycle.preStop.exec.command.at(-1));
       assert.ok(clusterTier.spec.template.spec.terminationGracePeriodSeconds * 1000 > preStop * 1000 + config.shutdown.gracePeriod);
+    });
+
+    it("runs the cluster tier as replicas on one bucket coordinated through the shipped Redis, rolled one at a time under a PodDisruptionBudget", async () => {
+      const objects = await withComponent("tiers");
+      const clusterTier = one(objects, "Deployment", "berth-cluster");
+      const config = containerConfig(objects, clusterTier);
+      const pod = clusterTier.spec.template;
+      const container = berthContainer(clusterTier);
+      const volumeOf = (path: string) => {
+        const mount = container.volumeMounts.find((m: Doc) => path === m.mountPath || path.startsWith(`${m.mountPath}/`));
+        return pod.spec.volumes.find((v: Doc) => v.name === mount?.name);
+      };
+      assert.ok(clusterTier.spec.replicas >= 2);
+      assert.deepEqual(clusterTier.spec.strategy, { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } }, "a new replica is ready before an old one stops");
+      const budget = one(objects, "PodDisruptionBudget", "berth-cluster");
+      assert.deepEqual(budget.spec.selector.matchLabels, pod.metadata.labels);
+      assert.equal(budget.spec.maxUnavailable, 1);
+
+      assert.equal(config.storage.driver, "s3", "every byte in the bucket");
+      assert.ok(volumeOf(config.storage.root)?.emptyDir, "storage.root holds only this replica's spool");
+      assert.equal(config.storage.s3!.credentials.source, "file");
+      assert.equal(volumeOf(config.storage.s3!.credentials.file!)?.secret?.secretName, "berth-cluster-bucket");
+      const coordination = config.coordination!;
+      assert.equal(volumeOf(coordination.internal.secretFile)?.secret?.secretName, "berth-cluster-internal");
+
+      const redisUrl = new URL(coordination.redis.url);
+      const redisService = one(objects, "Service", "berth-redis");
+      assert.equal(redisUrl.hostname, `${redisService.metadata.name}.${redisService.metadata.namespace}.svc`);
+      assert.equal(Number(redisUrl.port), redisService.spec.ports[0].port);
+      const redis = one(objects, "Deployment", "berth-redis");
+      assert.deepEqual(redisService.spec.selector, redis.spec.template.metadata.labels);
+      const redisArgs = redis.spec.template.spec.containers[0].args as string[];
+      assert.equal(redisArgs[redisArgs.indexOf("--maxmemory-policy") + 1], "noeviction", "a lease never vanishes under memory pressure");
+
+      const env = new Map<string, Doc>(container.env.map((e: Doc) => [e.name, e]));
+      assert.equal(env.get("BERTH_REPLICA_ID")?.valueFrom?.fieldRef?.fieldPath, "metadata.name", "each replica is named by its pod");
+      assert.equal(env.get("POD_IP")?.valueFrom?.fieldRef?.fieldPath, "status.podIP");
+      const internalPort = container.ports.find((p: Doc) => p.name === "internal").containerPort;
+      assert.equal(internalPort, portOf(coordination.internal.listen));
+      assert.equal(env.get("BERTH_INTERNAL_URL")?.value, `http://$(POD_IP):${internalPort}`, "the others reach this replica's internal port at its pod IP");
+      assert.ok(container.env.findIndex((e: Doc) => e.name === "POD_IP") < container.env.findIndex((e: Doc) => e.name === "BERTH_INTERNAL_URL"), "$(POD_IP) is defined before its use");
+    });
+
+    it("opens the cluster tier's internal port and Redis only to the cluster tier's own pods, its registry port to all", async () => {
+      const objects = await withComponent("tiers");
+      const clusterLabels = one(objects, "Deployment", "berth-cluster").spec.template.metadata.labels;
+      const onlyClusterTier = [{ podSelector: { matchLabels: clusterLabels } }];
+      const policy = one(objects, "NetworkPolicy", "berth-cluster");
+      assert.deepEqual(policy.spec.podSelector.matchLabels, clusterLabels);
+      assert.deepEqual(policy.spec.policyTypes, ["Ingress"]);
+      const rules = new Map<string, Doc>(policy.spec.ingress.map((rule: Doc) => [rule.ports.map((p: Doc) => p.port).join(), rule]));
+      assert.deepEqual([...rules.keys()].sort(), ["internal", "registry"]);
+      assert.equal(rules.get("registry")!.from, undefined, "nodes and pods reach the registry (token mode)");
+      assert.deepEqual(rules.get("internal")!.from, onlyClusterTier);
+      const redisPolicy = one(objects, "NetworkPolicy", "berth-redis");
+      assert.deepEqual(redisPolicy.spec.podSelector.matchLabels, one(objects, "Deployment", "berth-redis").spec.template.metadata.labels);
+      assert.deepEqual(redisPolicy.spec.ingress, [{ ports: [{ port: "redis", protocol: "TCP" }], from: onlyClusterTier }]);
     });
   });
 

@@ -3,19 +3,8 @@ import { after, before, describe, it } from "node:test";
 import { listenOnLoopback, type LoopbackServer } from "../support/loopback-server.js";
 import { FakeUpstream } from "./fake-upstream.js";
 import { startMirror } from "./mirror-fixture.js";
+import { refusal } from "./upstream-refusal.js";
 
-interface OciErrors {
-  errors: { code: string; message: string }[];
-}
-
-/** The message of berth's answer, which must be a 502 with an OCI error JSON body. */
-async function refusal(response: Response): Promise<string> {
-  const text = await response.text();
-  assert.equal(response.status, 502, text);
-  const body = JSON.parse(text) as OciErrors;
-  assert.equal(body.errors[0].code, "UNKNOWN");
-  return body.errors[0].message;
-}
 
 const HTML = { "content-type": "text/html" };
 const PAGE = "<!doctype html><html><body>Sign in to continue</body></html>";

@@ -10,24 +10,13 @@ import { listenOnLoopback, type LoopbackServer } from "../support/loopback-serve
 import { makeTempDir, type TempDir } from "../support/temp-dir.js";
 import { FakeUpstream } from "./fake-upstream.js";
 import { startMirror } from "./mirror-fixture.js";
+import { refusal } from "./upstream-refusal.js";
 
 // The evil upstreams listen on 127.0.0.2: to berth's redirect rules another host than the
 // node's own loopback services on 127.0.0.1 (berth itself, the sentinel), as a remote upstream is.
 // Non-loopback targets name port 9 (discard): should a regression let berth connect, it reaches
 // no metadata service or other real endpoint of the machine running the tests.
 
-interface OciErrors {
-  errors: { code: string; message: string }[];
-}
-
-/** The message of berth's answer, which must be a 502 with an OCI error JSON body. */
-async function refusal(response: Response): Promise<string> {
-  const text = await response.text();
-  assert.equal(response.status, 502, text);
-  const body = JSON.parse(text) as OciErrors;
-  assert.equal(body.errors[0].code, "UNKNOWN");
-  return body.errors[0].message;
-}
 
 /** A server on 127.0.0.1 standing for a service of the node berth must never reach for an upstream; counts connections. */
 async function startSentinel(): Promise<LoopbackServer & { connections: () => number; port: string }> {
