@@ -4,6 +4,7 @@ import { Server as NetServer, type AddressInfo } from "node:net";
 import type { BerthConfig } from "../config/schema.js";
 import { AdmissionListener } from "./admission/admission-listener.js";
 import { setUpAdmission } from "./admission/setup.js";
+import { BucketKeys } from "./auth/bucket-keys.js";
 import { setUpAuth } from "./auth/setup.js";
 import { createAdminRoutes } from "./http/admin-routes.js";
 import { createApp } from "./http/app.js";
@@ -74,7 +75,7 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
   const mirrors = await createMirrors(config, storage, fills, backoff, metrics, log);
   const defaultMirror = mirrors.find((m) => m.upstream.host === config.defaultUpstream || m.upstream.prefix === config.defaultUpstream);
   const routing = new RoutingRegistry(new HostedRegistry(storage), storage.metadata, mirrors, defaultMirror);
-  const auth = await setUpAuth(config, Date.now, (name) => routing.policyNames(name));
+  const auth = await setUpAuth(config, Date.now, (name) => routing.policyNames(name), coordination && sharedKeyStore(coordination, storage));
   const registry = new PlatformRegistry(routing, {
     defaultPlatform: parsePlatform(config.platform)!,
     fallbackArchitectures: (repository) => probed(repository instanceof ProxyRepository ? repository.upstream.archFallback : config.hosted.archFallback),
@@ -218,6 +219,12 @@ async function createMirrors(config: BerthConfig, storage: Storage, fills: BlobF
 function sharedStorageState(coordination: Coordination): SharedStorageState {
   const untold = () => coordination.fallbacks.count("object-index");
   return { objectIndex: new SharedObjectIndex(new LocalObjectIndex(), coordination.channel("object-index"), untold) };
+}
+
+/** Token signing keys every replica signs and verifies with, kept in the shared store. */
+function sharedKeyStore(coordination: Coordination, storage: Storage): BucketKeys {
+  const index = coordination.channel("object-index");
+  return new BucketKeys(storage.driver, coordination.internal.secret, () => index.subscribed);
 }
 
 /** The viewer of requests that reach an upstream with berth's own credentials (or none). */
