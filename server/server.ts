@@ -15,6 +15,7 @@ import { createTokenRoutes } from "./http/token-routes.js";
 import { answerUnparsableRequest } from "./http/unparsable-request.js";
 import type { Logger } from "./log.js";
 import { openCoordination, type Coordination } from "./coordination/coordination.js";
+import { SharedUpstreamBackoff } from "./coordination/shared-upstream-backoff.js";
 import { BerthMetrics } from "./metrics/berth-metrics.js";
 import { registerS3Metrics } from "./metrics/s3-metrics.js";
 import NodeCache from "node-cache";
@@ -35,7 +36,7 @@ import { s3MetricSources } from "./storage/s3/s3-storage.js";
 import { LocalObjectIndex } from "./storage/s3/object-index.js";
 import { SharedObjectIndex } from "./storage/s3/shared-object-index.js";
 import { openStorage, type SharedStorageState, type Storage } from "./storage/storage.js";
-import { UpstreamBackoff } from "./upstream/backoff.js";
+import { LocalUpstreamBackoff, type UpstreamBackoff } from "./upstream/backoff.js";
 import { Keyring } from "./upstream/credentials/keyring.js";
 import { KeyringUnion } from "./upstream/credentials/keyring-union.js";
 import { ParentTier } from "./upstream/parent-tier.js";
@@ -67,7 +68,7 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
     throw err;
   });
   const fills = new BlobFills(storage.driver, storage.blobs);
-  const backoff = new UpstreamBackoff();
+  const backoff = coordination ? new SharedUpstreamBackoff(coordination.redis, coordination.channel("upstream-backoff"), coordination.replicaId, coordination.fallbacks) : new LocalUpstreamBackoff();
   // Behind a parent, the status page shows where each upstream is fetched from: the parent.
   const reached = config.upstreams.map((upstream) => ({ host: upstream.host, url: config.cluster.parent ?? upstream.url }));
   const metrics = new BerthMetrics({ fills, backoff, upstreams: reached });
