@@ -17,6 +17,7 @@ import type { Logger } from "./log.js";
 import { openCoordination, type Coordination } from "./coordination/coordination.js";
 import { SharedUpstreamBackoff } from "./coordination/shared-upstream-backoff.js";
 import { BerthMetrics } from "./metrics/berth-metrics.js";
+import type { CoordinationStatus } from "./metrics/coordination-metrics.js";
 import { registerS3Metrics } from "./metrics/s3-metrics.js";
 import NodeCache from "node-cache";
 import type { ArchFallbackConfig } from "../config/upstream-schema.js";
@@ -71,7 +72,7 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
   const backoff = coordination ? new SharedUpstreamBackoff(coordination.redis, coordination.channel("upstream-backoff"), coordination.replicaId, coordination.fallbacks) : new LocalUpstreamBackoff();
   // Behind a parent, the status page shows where each upstream is fetched from: the parent.
   const reached = config.upstreams.map((upstream) => ({ host: upstream.host, url: config.cluster.parent ?? upstream.url }));
-  const metrics = new BerthMetrics({ fills, backoff, upstreams: reached });
+  const metrics = new BerthMetrics({ fills, backoff, upstreams: reached, ...(coordination ? { coordination: () => coordinationStatus(coordination) } : {}) });
   if (storage.s3) registerS3Metrics(metrics.registry, s3MetricSources(storage.s3));
   const mirrors = await createMirrors(config, storage, fills, backoff, metrics, log);
   const defaultMirror = mirrors.find((m) => m.upstream.host === config.defaultUpstream || m.upstream.prefix === config.defaultUpstream);
@@ -226,6 +227,10 @@ function sharedStorageState(coordination: Coordination): SharedStorageState {
 function sharedKeyStore(coordination: Coordination, storage: Storage): BucketKeys {
   const index = coordination.channel("object-index");
   return new BucketKeys(storage.driver, coordination.internal.secret, () => index.subscribed);
+}
+
+function coordinationStatus(coordination: Coordination): CoordinationStatus {
+  return { replicaId: coordination.replicaId, up: coordination.up, since: coordination.since, fallbacks: coordination.fallbacks.snapshot() };
 }
 
 /** The viewer of requests that reach an upstream with berth's own credentials (or none). */

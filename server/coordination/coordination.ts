@@ -31,6 +31,13 @@ export interface Coordination {
   };
   /** What ran on this replica alone because Redis could not be asked, by shared feature. */
   readonly fallbacks: Fallbacks;
+  /**
+   * Whether this replica coordinates now: Redis answers and every channel is subscribed. When
+   * false it serves on its own (local coalescing, backoff, index that asks S3), and recovers by itself.
+   */
+  readonly up: boolean;
+  /** When `up` last changed (or the coordination opened). */
+  readonly since: Date;
   /** A pub/sub channel of the replicas (one subscription per name, closed with the coordination). */
   channel(name: string): RedisChannel;
   close(): Promise<void>;
@@ -46,15 +53,33 @@ export async function openCoordination(config: CoordinationConfig, log: Logger, 
   const url = config.internal.url ?? env.BERTH_INTERNAL_URL;
   const channels = new Map<string, RedisChannel>();
   const channelLog = log.child({ component: "coordination", replica: replicaId });
+  const state = { up: false, since: new Date() };
+  const update = () => {
+    const up = redis.up && [...channels.values()].every((channel) => channel.subscribed);
+    if (up === state.up) return;
+    Object.assign(state, { up, since: new Date() });
+    channelLog[up ? "info" : "warn"]({}, up ? "coordinating with the other replicas" : "coordination fell back to this replica alone: serving on its own until Redis answers");
+  };
+  redis.onChange(update);
   return {
     replicaId,
     redis,
     leases: new Leases(redis, replicaId),
     internal: { listen: config.internal.listen, ...(url ? { url } : {}), secret },
     fallbacks: new Fallbacks(),
+    get up() {
+      return state.up;
+    },
+    get since() {
+      return state.since;
+    },
     channel: (name) => {
       let channel = channels.get(name);
-      if (!channel) channels.set(name, (channel = new RedisChannel(redis, name, channelLog)));
+      if (!channel) {
+        channels.set(name, (channel = new RedisChannel(redis, name, channelLog)));
+        channel.onChange(update);
+        update();
+      }
       return channel;
     },
     close: async () => {
