@@ -23,6 +23,8 @@ export class BucketKeys implements GeneratedKeyStore {
   private readonly key: Buffer;
   /** kid → its key, as decrypted once. */
   private readonly read = new Map<string, StoredKey>();
+  /** kid → why its key does not decrypt, found once. */
+  private readonly refused = new Map<string, SealedKeyError>();
 
   constructor(
     private readonly driver: StorageDriver,
@@ -32,22 +34,52 @@ export class BucketKeys implements GeneratedKeyStore {
     this.key = Buffer.from(hkdfSync("sha256", secret, "berth", "token signing keys", 32));
   }
 
+  /**
+   * Keys another secret sealed are left out, so one misconfigured replica cannot stop the
+   * others; but when none decrypts, this replica is the one with another secret: it says so.
+   */
   async load(): Promise<StoredKey[]> {
     const keys: StoredKey[] = [];
+    let refused: SealedKeyError | undefined;
     for (const kid of await this.driver.list(PREFIX)) {
-      const key = await this.find(kid);
-      if (key) keys.push(key);
+      try {
+        const key = await this.open(kid);
+        if (key) keys.push(key);
+      } catch (err) {
+        if (!(err instanceof SealedKeyError)) throw err;
+        refused = err;
+      }
     }
+    if (refused && keys.length === 0) throw refused;
     return keys;
   }
 
+  /** The key kid names; undefined too when it does not decrypt (it verifies nothing). */
   async find(kid: string): Promise<StoredKey | undefined> {
+    try {
+      return await this.open(kid);
+    } catch (err) {
+      if (err instanceof SealedKeyError) return undefined;
+      throw err;
+    }
+  }
+
+  /** The key kid names; rejects with SealedKeyError when it does not decrypt. */
+  private async open(kid: string): Promise<StoredKey | undefined> {
     if (!KID.test(kid)) return undefined;
     let key = this.read.get(kid);
     if (key) return key;
+    const refused = this.refused.get(kid);
+    if (refused) throw refused;
     const sealed = await this.driver.readSmall(`${PREFIX}/${kid}`);
     if (!sealed) return undefined; // never made, or retired meanwhile
-    const opened = this.unseal(sealed, kid);
+    let opened: Buffer;
+    try {
+      opened = this.unseal(sealed, kid);
+    } catch (err) {
+      this.refused.set(kid, err as SealedKeyError);
+      throw err;
+    }
     const newline = opened.indexOf("\n");
     this.read.set(kid, (key = { createdAt: Number(opened.subarray(0, newline).toString()), pem: opened.subarray(newline + 1) }));
     return key;
@@ -60,6 +92,7 @@ export class BucketKeys implements GeneratedKeyStore {
 
   async remove(_createdAt: number, kid: string): Promise<void> {
     this.read.delete(kid);
+    this.refused.delete(kid);
     await this.driver.delete(`${PREFIX}/${kid}`);
   }
 

@@ -1,8 +1,14 @@
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import { bcryptHash, decodeToken } from "../auth/token-fixture.js";
+import { BerthProcess } from "../support/berth-process.js";
 import { Replicas } from "../support/replicas.js";
+import { s3StorageConfig, swiftS3 } from "../support/swift-s3.js";
+import { makeTempDir, type TempDir } from "../support/temp-dir.js";
 
 const CI = { username: "ci", password: "ci-secret" };
 /** Keys rotate every few seconds here, so the test sees a rotation happen. */
@@ -30,21 +36,22 @@ const kid = (jwt: string) => decodeToken(jwt).header.kid!;
 
 describe("replicas share their token signing keys", () => {
   let replicas: Replicas;
+  let work: TempDir;
+  const auth = {
+    mode: "token",
+    users: [{ username: CI.username, passwordHash: bcryptHash(CI.password) }],
+    policy: [{ subjects: ["ci"], repositories: ["**"], actions: ["pull", "push"] }],
+    token: { keyRotation: `${ROTATION_S}s`, lifetime: "5m", refreshLifetime: "5m" },
+  };
 
   before(async () => {
-    replicas = await Replicas.start({
-      count: 3,
-      config: {
-        auth: {
-          mode: "token",
-          users: [{ username: CI.username, passwordHash: bcryptHash(CI.password) }],
-          policy: [{ subjects: ["ci"], repositories: ["**"], actions: ["pull", "push"] }],
-          token: { keyRotation: `${ROTATION_S}s`, lifetime: "5m", refreshLifetime: "5m" },
-        },
-      },
-    });
+    work = await makeTempDir("signing-keys");
+    replicas = await Replicas.start({ count: 3, config: { auth } });
   });
-  after(() => replicas?.close());
+  after(async () => {
+    await replicas?.close();
+    await work?.remove();
+  });
 
   it("accepts on every replica a token any replica issued", async () => {
     for (const issuer of replicas.urls) {
@@ -71,5 +78,20 @@ describe("replicas share their token signing keys", () => {
     const [, payload, signature] = issued.split(".");
     const forgedHeader = Buffer.from(JSON.stringify({ ...decodeToken(issued).header, kid: "A".repeat(43) })).toString("base64url");
     assert.equal(await pullWith(replicas.urls[1], [forgedHeader, payload, signature].join(".")), 401);
+  });
+
+  it("refuses to start a replica whose internal secret is not the others', saying so", async () => {
+    const secretFile = join(work.path, "other-secret");
+    await writeFile(secretFile, randomBytes(24).toString("hex"), { mode: 0o600 });
+    await assert.rejects(
+      BerthProcess.start({
+        config: {
+          auth,
+          storage: { driver: "s3", s3: s3StorageConfig(await swiftS3(), replicas.bucket) },
+          coordination: { redis: { url: replicas.redis.url }, replicaId: "stranger", internal: { listen: "127.0.0.1:0", secretFile } },
+        },
+      }),
+      /does not decrypt: is coordination\.internal\.secretFile the same on every replica\?/,
+    );
   });
 });
