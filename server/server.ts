@@ -15,11 +15,11 @@ import { createTokenRoutes } from "./http/token-routes.js";
 import { answerUnparsableRequest } from "./http/unparsable-request.js";
 import type { Logger } from "./log.js";
 import { openCoordination, type Coordination } from "./coordination/coordination.js";
+import { SharedTagListCache } from "./coordination/shared-tag-list-cache.js";
 import { SharedUpstreamBackoff } from "./coordination/shared-upstream-backoff.js";
 import { BerthMetrics } from "./metrics/berth-metrics.js";
 import type { CoordinationStatus } from "./metrics/coordination-metrics.js";
 import { registerS3Metrics } from "./metrics/s3-metrics.js";
-import NodeCache from "node-cache";
 import type { ArchFallbackConfig } from "../config/upstream-schema.js";
 import { BlobFills } from "./registry/blob-fill.js";
 import { ContentCollector } from "./registry/content-collector.js";
@@ -32,6 +32,7 @@ import { ProxyRepository, type Mirror, type Requester } from "./registry/proxy.j
 import type { RequestedBy } from "./registry/registry.js";
 import { RecentManifests } from "./registry/recent-manifests.js";
 import { RoutingRegistry } from "./registry/routing-registry.js";
+import { LocalTagListCache, type TagListCache } from "./registry/tag-list-cache.js";
 import { RepositoryMetadata } from "./storage/repository-metadata.js";
 import { s3MetricSources } from "./storage/s3/s3-storage.js";
 import { LocalObjectIndex } from "./storage/s3/object-index.js";
@@ -74,7 +75,8 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
   const reached = config.upstreams.map((upstream) => ({ host: upstream.host, url: config.cluster.parent ?? upstream.url }));
   const metrics = new BerthMetrics({ fills, backoff, upstreams: reached, ...(coordination ? { coordination: () => coordinationStatus(coordination) } : {}) });
   if (storage.s3) registerS3Metrics(metrics.registry, s3MetricSources(storage.s3));
-  const mirrors = await createMirrors(config, storage, fills, backoff, metrics, log);
+  const tagLists = () => (coordination ? new SharedTagListCache(coordination.redis, coordination.fallbacks) : new LocalTagListCache());
+  const mirrors = await createMirrors(config, storage, fills, backoff, metrics, log, tagLists);
   const defaultMirror = mirrors.find((m) => m.upstream.host === config.defaultUpstream || m.upstream.prefix === config.defaultUpstream);
   const routing = new RoutingRegistry(new HostedRegistry(storage), storage.metadata, mirrors, defaultMirror);
   const auth = await setUpAuth(config, Date.now, (name) => routing.policyNames(name), coordination && sharedKeyStore(coordination, storage));
@@ -175,7 +177,15 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
   };
 }
 
-async function createMirrors(config: BerthConfig, storage: Storage, fills: BlobFills, backoff: UpstreamBackoff, metrics: BerthMetrics, log: Logger): Promise<Mirror[]> {
+async function createMirrors(
+  config: BerthConfig,
+  storage: Storage,
+  fills: BlobFills,
+  backoff: UpstreamBackoff,
+  metrics: BerthMetrics,
+  log: Logger,
+  tagLists: () => TagListCache,
+): Promise<Mirror[]> {
   const keyring = async (files: readonly string[]) => {
     const loaded = new Keyring(files, { onProblem: (problem) => log.warn({ problem: problem.message }, "credential source skipped") });
     await loaded.load();
@@ -199,7 +209,7 @@ async function createMirrors(config: BerthConfig, storage: Storage, fills: BlobF
       recentManifests: new RecentManifests(),
       fills,
       backoff,
-      tagLists: new NodeCache({ stdTTL: 30, useClones: false, checkperiod: 0 }),
+      tagLists: tagLists(),
       visibility: new MirrorVisibility(storage.driver, `mirrors/${upstream.prefix}`, upstream.accessConfirmationTTL),
       delivered: new DeliveredBlobs(storage.driver, `mirrors/${upstream.prefix}`),
       // A viewer is the credentials a request reaches the upstream with: a tenant's own, or

@@ -1,4 +1,3 @@
-import type NodeCache from "node-cache";
 import type { UpstreamConfig } from "../../config/upstream-schema.js";
 import type { Logger } from "../log.js";
 import type { UpstreamMeter } from "../metrics/registry-metrics.js";
@@ -8,6 +7,7 @@ import type { Descriptor, RepositoryMetadata } from "../storage/repository-metad
 import type { Storage } from "../storage/storage.js";
 import type { UploadSession } from "../storage/upload-store.js";
 import type { UpstreamBackoff } from "../upstream/backoff.js";
+import type { TagListCache } from "./tag-list-cache.js";
 import type { Provenance, UpstreamClient } from "../upstream/upstream-client.js";
 import { invalid } from "../upstream/upstream-answers.js";
 import { UpstreamError } from "../upstream/upstream-error.js";
@@ -31,7 +31,7 @@ export interface Mirror {
   recentManifests: RecentManifests;
   fills: BlobFills;
   backoff: UpstreamBackoff;
-  tagLists: NodeCache;
+  tagLists: TagListCache;
   /** Who may be served which repository's cached content, when tenants are isolated. */
   visibility: MirrorVisibility;
   /** Blobs this upstream itself delivered: the only ones it may serve from the shared store. */
@@ -388,14 +388,14 @@ export class ProxyRepository implements Repository {
   /** Tags are listed per requester: another tenant's answer, or what berth cached for it, is not theirs to see. */
   async tags(): Promise<string[]> {
     const key = `${this.requester.viewer ?? ""} ${this.backoffKey}`;
-    const cached = this.mirror.tagLists.get<string[]>(key);
+    const cached = await this.mirror.tagLists.get(key);
     if (cached) return cached;
     if (this.policy !== "Never") {
       try {
         const listed = await this.upstreamCall(() => this.client.tags(this.upstreamName));
         await this.confirmAccess(listed);
         const tags = listed.tags.sort();
-        this.mirror.tagLists.set(key, tags);
+        await this.mirror.tagLists.set(key, tags);
         return tags;
       } catch (err) {
         if (!isOutage(err)) throw this.translate(err);
