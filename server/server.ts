@@ -15,6 +15,7 @@ import { createTokenRoutes } from "./http/token-routes.js";
 import { answerUnparsableRequest } from "./http/unparsable-request.js";
 import type { Logger } from "./log.js";
 import { openCoordination, type Coordination } from "./coordination/coordination.js";
+import { SharedLookups } from "./coordination/shared-lookups.js";
 import { SharedTagListCache } from "./coordination/shared-tag-list-cache.js";
 import { SharedUpstreamBackoff } from "./coordination/shared-upstream-backoff.js";
 import { BerthMetrics } from "./metrics/berth-metrics.js";
@@ -31,6 +32,7 @@ import { MirrorVisibility } from "./registry/mirror-visibility.js";
 import { ProxyRepository, type Mirror, type Requester } from "./registry/proxy.js";
 import type { RequestedBy } from "./registry/registry.js";
 import { RecentManifests } from "./registry/recent-manifests.js";
+import { ProcessLookups, type ClusterLookups } from "./registry/cluster-lookups.js";
 import { RoutingRegistry } from "./registry/routing-registry.js";
 import { LocalTagListCache, type TagListCache } from "./registry/tag-list-cache.js";
 import { RepositoryMetadata } from "./storage/repository-metadata.js";
@@ -76,7 +78,8 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
   const metrics = new BerthMetrics({ fills, backoff, upstreams: reached, ...(coordination ? { coordination: () => coordinationStatus(coordination) } : {}) });
   if (storage.s3) registerS3Metrics(metrics.registry, s3MetricSources(storage.s3));
   const tagLists = () => (coordination ? new SharedTagListCache(coordination.redis, coordination.fallbacks) : new LocalTagListCache());
-  const mirrors = await createMirrors(config, storage, fills, backoff, metrics, log, tagLists);
+  const lookups = coordination ? new SharedLookups(coordination.leases, coordination.fallbacks) : new ProcessLookups();
+  const mirrors = await createMirrors(config, storage, fills, backoff, metrics, log, tagLists, lookups);
   const defaultMirror = mirrors.find((m) => m.upstream.host === config.defaultUpstream || m.upstream.prefix === config.defaultUpstream);
   const routing = new RoutingRegistry(new HostedRegistry(storage), storage.metadata, mirrors, defaultMirror);
   const auth = await setUpAuth(config, Date.now, (name) => routing.policyNames(name), coordination && sharedKeyStore(coordination, storage));
@@ -185,6 +188,7 @@ async function createMirrors(
   metrics: BerthMetrics,
   log: Logger,
   tagLists: () => TagListCache,
+  lookups: ClusterLookups,
 ): Promise<Mirror[]> {
   const keyring = async (files: readonly string[]) => {
     const loaded = new Keyring(files, { onProblem: (problem) => log.warn({ problem: problem.message }, "credential source skipped") });
@@ -210,6 +214,7 @@ async function createMirrors(
       fills,
       backoff,
       tagLists: tagLists(),
+      lookups,
       visibility: new MirrorVisibility(storage.driver, `mirrors/${upstream.prefix}`, upstream.accessConfirmationTTL),
       delivered: new DeliveredBlobs(storage.driver, `mirrors/${upstream.prefix}`),
       // A viewer is the credentials a request reaches the upstream with: a tenant's own, or

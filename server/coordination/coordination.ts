@@ -54,13 +54,15 @@ export async function openCoordination(config: CoordinationConfig, log: Logger, 
   const channels = new Map<string, RedisChannel>();
   const channelLog = log.child({ component: "coordination", replica: replicaId });
   const state = { up: false, since: new Date() };
-  const update = () => {
+  /** `quietly`: a channel just opened is not subscribed yet, which is no news for the log. */
+  const update = (quietly = false) => {
     const up = redis.up && [...channels.values()].every((channel) => channel.subscribed);
     if (up === state.up) return;
     Object.assign(state, { up, since: new Date() });
+    if (quietly) return;
     channelLog[up ? "info" : "warn"]({}, up ? "coordinating with the other replicas" : "coordination fell back to this replica alone: serving on its own until Redis answers");
   };
-  redis.onChange(update);
+  redis.onChange(() => update());
   return {
     replicaId,
     redis,
@@ -77,8 +79,8 @@ export async function openCoordination(config: CoordinationConfig, log: Logger, 
       let channel = channels.get(name);
       if (!channel) {
         channels.set(name, (channel = new RedisChannel(redis, name, channelLog)));
-        channel.onChange(update);
-        update();
+        channel.onChange(() => update());
+        update(true);
       }
       return channel;
     },

@@ -1,5 +1,5 @@
 /** A shared feature that falls back to what one process can do while Redis cannot be asked. */
-export type SharedFeature = "object-index" | "upstream-backoff" | "tag-lists";
+export type SharedFeature = "object-index" | "upstream-backoff" | "tag-lists" | "manifest-lookups";
 
 /**
  * How often each shared feature ran on this replica alone because Redis could not be asked (a
