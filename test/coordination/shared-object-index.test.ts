@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { setTimeout as delay } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import { pushImage } from "../support/push-image.js";
 import { Replicas } from "../support/replicas.js";
@@ -61,10 +62,11 @@ describe("replicas sharing one bucket keep each other's object index true", () =
 
   it("serves the store's truth while Redis is down, and hears the others again once it is back", async () => {
     const pushed = await pushImage(a, "team/outage", "v1");
-    assert.equal(await manifestDigest(c, "team/outage", pushed.manifest), pushed.manifest, "C has the manifest warm");
-    assert.equal(await manifestDigest(c, "team/outage", "gone"), 404, "C knows the tag absent");
     await replicas.redis.stop();
     try {
+      await untilCoordinating(c, 0);
+      assert.equal(await manifestDigest(c, "team/outage", pushed.manifest), pushed.manifest, "C reads the manifest with Redis down");
+      assert.equal(await manifestDigest(c, "team/outage", "gone"), 404, "C finds the tag absent with Redis down");
       assert.equal((await fetch(`${b}/v2/team/outage/manifests/${pushed.manifest}`, { method: "DELETE" })).status, 202, "B deletes with Redis down");
       const moved = await pushImage(b, "team/outage", "gone");
       assert.equal(await manifestDigest(c, "team/outage", pushed.manifest), 404, "C does not serve the bytes it held");
@@ -72,6 +74,8 @@ describe("replicas sharing one bucket keep each other's object index true", () =
     } finally {
       await replicas.redis.restart();
     }
+    await untilCoordinating(a, 1);
+    await untilCoordinating(c, 1);
     const after = await pushImage(a, "team/outage", "v2");
     await manifestDigest(c, "team/outage", "v2");
     const moved = await pushImage(a, "team/outage", "v2", undefined, { annotations: { moved: "yes" } });
@@ -79,6 +83,15 @@ describe("replicas sharing one bucket keep each other's object index true", () =
     assert.equal(await manifestDigest(c, "team/outage", "v2"), moved.manifest, "C follows a tag moved after Redis came back");
   });
 });
+
+/** Waits until a replica's berth_coordination_up is `up`. */
+async function untilCoordinating(url: string, up: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!new RegExp(`^berth_coordination_up ${up}$`, "m").test(await (await fetch(`${url}/metrics`)).text())) {
+    assert.ok(Date.now() < deadline, `berth_coordination_up never became ${up}`);
+    await delay(100);
+  }
+}
 
 /** The S3 reads (GetObject, HeadObject) a replica sent so far, from its /metrics: its idle write probe left out. */
 async function s3Requests(url: string): Promise<number> {
