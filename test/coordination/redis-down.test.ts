@@ -22,6 +22,17 @@ async function untilEvery(urls: string[], up: number, ms: number): Promise<void>
   }
 }
 
+/** Waits until a replica lists the tag (it learns of keys written unheard by a walk once Redis is back); fails after `ms`. */
+async function untilListed(url: string, repository: string, tag: string, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const { tags } = (await (await fetch(`${url}/v2/${repository}/tags/list`)).json()) as { tags: string[] };
+    if (tags.includes(tag)) return;
+    if (Date.now() > deadline) assert.fail(`${url} lists ${tags.join(", ")}, not ${tag}, once Redis is back`);
+    await delay(100);
+  }
+}
+
 async function pull(url: string, repository: string, reference: string): Promise<string | number> {
   const response = await fetch(`${url}/v2/${repository}/manifests/${reference}`, { headers: ACCEPT });
   await response.arrayBuffer();
@@ -48,6 +59,7 @@ describe("replicas with Redis down", () => {
       assert.match(ui, /Redis unreachable: serving on this replica alone/);
       assert.equal(await pull(b, "team/app", "v1"), before.manifest, "a pull of what was pushed before");
       const during = await pushImage(c, "team/app", "v2");
+      await pushImage(c, "team/app", "unheard");
       assert.equal(await pull(a, "team/app", "v2"), during.manifest, "a push while Redis is down, pulled from another replica");
       const metrics = await (await fetch(`${c}/metrics`)).text();
       assert.match(metrics, /^berth_coordination_fallbacks_total\{feature="object-index"\} [1-9]/m, "the writes the others could not be told of are counted");
@@ -57,6 +69,7 @@ describe("replicas with Redis down", () => {
 
     await untilEvery(replicas.urls, 1, 15_000);
     assert.match(await (await fetch(`${a}/ui`)).text(), /coordinating through Redis/);
+    await untilListed(a, "team/app", "unheard", 10_000);
     await pull(b, "team/app", "v2");
     const moved = await pushImage(a, "team/app", "v2", undefined, { annotations: { after: "redis" } });
     assert.equal(await pull(b, "team/app", "v2"), moved.manifest, "a tag moved on one replica is followed on another once Redis is back");

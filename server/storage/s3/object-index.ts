@@ -39,6 +39,11 @@ export interface ObjectIndex {
    * otherwise (listings lag writes and deletes); true when it was added.
    */
   listed(path: string, info: IndexedObject, since: number): boolean;
+  /**
+   * Called each time changes other processes made may have gone unheard and the index hears
+   * them again: what they wrote meanwhile is known only from a walk of the bucket (`listed`).
+   */
+  onGapClosed(listener: () => void): void;
   /** Names directly under a prefix: objects and sub-prefixes. */
   children(prefix: string): string[];
   /** Paths of every object under a prefix (the prefix itself included, when it is an object). */
@@ -150,6 +155,10 @@ export class LocalObjectIndex implements ObjectIndex {
     if (this.objects.has(path) || this.absentKeys.has(path) || this.changedSince(path, since)) return false;
     this.record(path, info);
     return true;
+  }
+
+  onGapClosed(): void {
+    // One process writing the bucket misses nothing.
   }
 
   children(prefix: string): string[] {

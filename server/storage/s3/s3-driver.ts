@@ -33,6 +33,8 @@ export class S3Driver implements StorageDriver {
     await this.spool.initialise();
     const since = this.index.mark();
     for await (const object of this.bucket.list("")) this.index.listed(object.path, { size: object.size, modified: object.modified }, since);
+    // Keys another process wrote while this one could not hear of it are found by a walk.
+    this.index.onGapClosed(() => void this.reconcile().catch(() => {}));
     await this.probe();
     this.probeTimer = setInterval(() => void this.probe().catch(() => {}), PROBE_INTERVAL_MS).unref();
   }

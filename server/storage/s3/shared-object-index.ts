@@ -22,9 +22,12 @@ type Change = [path: string, size: number, modified: number] | [path: string];
  * So warm reads still cost no request. While the channel is not subscribed (Redis down, a
  * reconnect, a silent subscription) another process's change may go unheard: the index then
  * serves neither "absent" nor held bytes (reads ask the store, which is the truth), and when
- * the channel turns, either way, it forgets both, with every answer to a request sent before.
+ * the channel turns, either way, it forgets both, with every answer to a request sent before;
+ * once subscribed again, the keys written unheard are added by a walk of the bucket (onGapClosed).
  */
 export class SharedObjectIndex implements ObjectIndex {
+  private readonly gapListeners = new Set<() => void>();
+
   constructor(
     private readonly memory: LocalObjectIndex,
     private readonly channel: ReplicaChannel,
@@ -32,7 +35,14 @@ export class SharedObjectIndex implements ObjectIndex {
     private readonly onUntold: (err: unknown) => void = () => {},
   ) {
     channel.onMessage((message) => this.heard(message));
-    channel.onChange(() => memory.forgetUnconfirmed());
+    channel.onChange((subscribed) => {
+      memory.forgetUnconfirmed();
+      if (subscribed) for (const listener of this.gapListeners) listener();
+    });
+  }
+
+  onGapClosed(listener: () => void): void {
+    this.gapListeners.add(listener);
   }
 
   lookup(path: string): IndexedObject | "absent" | undefined {
