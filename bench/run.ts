@@ -8,10 +8,11 @@ import { connections } from "./scenarios/connections.js";
 import { herd } from "./scenarios/herd.js";
 import { loginFlood } from "./scenarios/login-flood.js";
 import { manifests } from "./scenarios/manifests.js";
+import { replicas } from "./scenarios/replicas.js";
 import { s3 } from "./scenarios/s3.js";
 import { warmBlob } from "./scenarios/warm-blob.js";
 
-const SCENARIOS: Scenario[] = [warmBlob, coldPull, herd, manifests, loginFlood, s3, connections];
+const SCENARIOS: Scenario[] = [warmBlob, coldPull, herd, manifests, loginFlood, s3, replicas, connections];
 /** Names that select several scenarios: memory is read during the warm 16-client read, the herd and the 1,000 connections. */
 const GROUPS: Record<string, string[]> = { memory: ["warm-blob", "herd", "connections"] };
 

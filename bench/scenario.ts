@@ -19,6 +19,11 @@ export interface BenchSizes {
   /** Keep-alive connections pulling from a warm mirror at once, and for how long. */
   connections: number;
   connectionSeconds: number;
+  /** The bandwidth of each replica's own simulated NIC, when scale-out is measured. */
+  replicaNicBytesPerSecond: number;
+  /** Layer sizes of the image a simulated rollout pulls (1 GiB in all), and how many nodes pull it. */
+  rolloutLayers: number[];
+  rolloutClients: number;
 }
 
 const MiB = 1024 * 1024;
@@ -36,6 +41,9 @@ export const FULL_SIZES: BenchSizes = {
   loadConnections: 64,
   connections: 1000,
   connectionSeconds: 60,
+  replicaNicBytesPerSecond: 50 * MiB,
+  rolloutLayers: [256, 256, 256, 128, 128].map((n) => n * MiB),
+  rolloutClients: 100,
 };
 
 export const QUICK_SIZES: BenchSizes = {
@@ -51,6 +59,9 @@ export const QUICK_SIZES: BenchSizes = {
   loadConnections: 64,
   connections: 1000,
   connectionSeconds: 5,
+  replicaNicBytesPerSecond: 50 * MiB,
+  rolloutLayers: [8, 8].map((n) => n * MiB),
+  rolloutClients: 20,
 };
 
 export interface BenchContext {

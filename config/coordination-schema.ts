@@ -35,6 +35,14 @@ export const coordinationSchema = z
         secretFile: z.string().min(1).describe("File holding the secret every replica shares; a request to the internal port without it is refused."),
       })
       .strict(),
+    collection: z
+      .object({
+        pinTTL: duration("30s").describe("How long a replica's pin on a digest it looks at, links or reads lasts unless renewed (reads in progress renew theirs); after Redis restarts, collection waits pinTTL + listingLag."),
+        listingLag: duration("30s").describe("How far behind writes a bucket listing may be: a digest pinned this recently is spared by collection, whatever the listing shows."),
+      })
+      .strict()
+      .default({ pinTTL: 30_000, listingLag: 30_000 })
+      .describe("Content collection across replicas: one leader, pins, doomed and condemned digests in Redis."),
   })
   .strict()
   .optional()

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { setTimeout as delay } from "node:timers/promises";
 import { Server as NetServer, type AddressInfo } from "node:net";
+import type { CoordinationConfig } from "../config/coordination-schema.js";
 import type { BerthConfig } from "../config/schema.js";
 import { AdmissionListener } from "./admission/admission-listener.js";
 import { setUpAdmission } from "./admission/setup.js";
@@ -14,10 +15,12 @@ import { createStatusPage } from "./http/status-page.js";
 import { createTokenRoutes } from "./http/token-routes.js";
 import { answerUnparsableRequest } from "./http/unparsable-request.js";
 import type { Logger } from "./log.js";
+import { ClusterUploadLocks } from "./coordination/cluster-upload-locks.js";
 import { openCoordination, type Coordination } from "./coordination/coordination.js";
 import { SharedLookups } from "./coordination/shared-lookups.js";
 import { SharedTagListCache } from "./coordination/shared-tag-list-cache.js";
 import { SharedUpstreamBackoff } from "./coordination/shared-upstream-backoff.js";
+import { SharedCollectionGuard } from "./coordination/shared-collection-guard.js";
 import { BerthMetrics } from "./metrics/berth-metrics.js";
 import type { CoordinationStatus } from "./metrics/coordination-metrics.js";
 import { registerS3Metrics } from "./metrics/s3-metrics.js";
@@ -39,7 +42,8 @@ import { RepositoryMetadata } from "./storage/repository-metadata.js";
 import { s3MetricSources } from "./storage/s3/s3-storage.js";
 import { LocalObjectIndex } from "./storage/s3/object-index.js";
 import { SharedObjectIndex } from "./storage/s3/shared-object-index.js";
-import { openStorage, type SharedStorageState, type Storage } from "./storage/storage.js";
+import { SavedSessionHashes } from "./storage/session-hashes.js";
+import { openStorage, type Storage, type StorageSharing } from "./storage/storage.js";
 import { LocalUpstreamBackoff, type UpstreamBackoff } from "./upstream/backoff.js";
 import { Keyring } from "./upstream/credentials/keyring.js";
 import { KeyringUnion } from "./upstream/credentials/keyring-union.js";
@@ -67,7 +71,9 @@ export interface Berth {
 
 export async function startBerth(config: BerthConfig, log: Logger): Promise<Berth> {
   const coordination = config.coordination && (await openCoordination(config.coordination, log));
-  const storage = await openStorage(config.storage, coordination ? sharedStorageState(coordination) : {}).catch(async (err: unknown) => {
+  const sharing = coordination ? sharedStorage(config.coordination!, coordination, log) : {};
+  const storage = await openStorage(config.storage, sharing).catch(async (err: unknown) => {
+    await sharing.collectionGuard?.close();
     await coordination?.close();
     throw err;
   });
@@ -175,6 +181,7 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
       await admissionClosed;
       await storage.blobs.usage.save().catch((err: unknown) => log.warn({ err }, "could not save blob access times"));
       await storage.close();
+      await sharing.collectionGuard?.close();
       await coordination?.close();
     },
   };
@@ -232,12 +239,6 @@ async function createMirrors(
   });
 }
 
-/** The storage state the replicas share through the coordination. */
-function sharedStorageState(coordination: Coordination): SharedStorageState {
-  const untold = () => coordination.fallbacks.count("object-index");
-  return { objectIndex: new SharedObjectIndex(new LocalObjectIndex(), coordination.channel("object-index"), untold) };
-}
-
 /** Token signing keys every replica signs and verifies with, kept in the shared store. */
 function sharedKeyStore(coordination: Coordination, storage: Storage): BucketKeys {
   const index = coordination.channel("object-index");
@@ -250,6 +251,19 @@ function coordinationStatus(coordination: Coordination): CoordinationStatus {
 
 /** The viewer of requests that reach an upstream with berth's own credentials (or none). */
 const BERTH_VIEWER = "berth";
+
+/**
+ * What replicas sharing one bucket share of the storage: upload sessions, taken by any of them,
+ * what collection must spare, and the index of the bucket's objects.
+ */
+function sharedStorage(config: CoordinationConfig, coordination: Coordination, log: Logger): StorageSharing {
+  return {
+    uploadLocks: new ClusterUploadLocks(coordination.leases, log.child({ component: "uploads" })),
+    sessionHashes: new SavedSessionHashes(),
+    collectionGuard: new SharedCollectionGuard(coordination, config.collection, log.child({ component: "collector" })),
+    objectIndex: new SharedObjectIndex(new LocalObjectIndex(), coordination.channel("object-index"), () => coordination.fallbacks.count("object-index")),
+  };
+}
 
 function probed(fallback: ArchFallbackConfig): readonly string[] {
   return fallback.enabled ? fallback.architectures : [];

@@ -1,13 +1,13 @@
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { AccessLogEntry } from "../../test/support/access-log.js";
 import { OriginRegistry } from "../../test/support/origin-registry.js";
 import { downloadConcurrently, MiB } from "../curl-download.js";
 import { buildBenchImage, pushImage } from "../images.js";
 import { LinkLimiter } from "../link-limiter.js";
 import { Nginx } from "../nginx.js";
 import { OpenResources } from "../open-resources.js";
+import { settledAccessLog } from "../origin-traffic.js";
 import { MIRROR_PREFIX, QuietBerth } from "../quiet-berth.js";
 import { ratio } from "../report.js";
 import { RssSampler } from "../rss-sampler.js";
@@ -171,16 +171,4 @@ async function untilStored(path: string, size: number): Promise<void> {
     await sleep(100);
   }
   throw new Error(`the cache never stored the blob at ${path}`);
-}
-
-/** The origin's access log once a request that just ended has had time to be logged. */
-async function settledAccessLog(origin: OriginRegistry): Promise<AccessLogEntry[]> {
-  let entries = await origin.accessLog();
-  for (let attempt = 0; attempt < 20; attempt++) {
-    await sleep(250);
-    const again = await origin.accessLog();
-    if (again.length === entries.length) return again;
-    entries = again;
-  }
-  return entries;
 }

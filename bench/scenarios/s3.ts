@@ -1,22 +1,19 @@
 import { createHash, randomBytes } from "node:crypto";
-import { writeFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { CONTAINERD_ACCEPT } from "../../test/support/containerd.js";
-import { runCommand } from "../../test/support/command.js";
 import { rawS3Client, type S3Endpoint } from "../../test/support/swift-s3.js";
 import { downloadConcurrently, MiB } from "../curl-download.js";
 import { measureLoad } from "../http-load.js";
 import { buildBenchImage, pushImage } from "../images.js";
 import { OpenResources } from "../open-resources.js";
+import { BenchSwift } from "../swift.js";
 import { QuietBerth } from "../quiet-berth.js";
 import { ratio } from "../report.js";
 import { RssSampler } from "../rss-sampler.js";
 import { RSS_LIMIT_MiB, type MemoryReading, type Scenario, type Table, type TargetCheck } from "../scenario.js";
 
-/** test/setup/swift-s3.sh, from dist/bench/scenarios/. */
-const SWIFT = resolve(__dirname, "../../../test/setup/swift-s3.sh");
 const BUCKET = "bench";
 
 /** berth's S3 counters, read from its /metrics. */
@@ -89,19 +86,14 @@ export const s3: Scenario = {
   description: "berth on Swift's s3api: chunked pushes (S3 bytes, requests, time vs disk), warm blob vs a plain SDK GET, warm manifests",
   async run({ sizes, workDir, progress }) {
     const open = new OpenResources();
-    const swiftDir = join(workDir, "swift");
-    open.keep({ close: () => runCommand("bash", [SWIFT, "stop", swiftDir]) });
     try {
       progress("starting Swift's s3api");
-      const { stdout } = await runCommand("bash", [SWIFT, "start", swiftDir, "0", BUCKET], { timeoutMs: 600_000 });
-      const env = Object.fromEntries(stdout.trim().split("\n").map((line) => line.split(/=(.*)/s, 2) as [string, string]));
-      const credentialsFile = join(workDir, "s3-credentials.yaml");
-      await writeFile(credentialsFile, `accessKeyId: "${env.S3_ACCESS_KEY_ID}"\nsecretAccessKey: "${env.S3_SECRET_ACCESS_KEY}"\n`, { mode: 0o600 });
-      const endpoint: S3Endpoint = { endpoint: env.S3_ENDPOINT, accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY, region: env.S3_REGION, credentialsFile };
+      const swift = open.keep(await BenchSwift.start(join(workDir, "swift"), BUCKET));
+      const { endpoint } = swift;
       const disk = open.keep(await QuietBerth.start());
       const onS3 = open.keep(
         await QuietBerth.start(undefined, {
-          storage: { driver: "s3", s3: { bucket: BUCKET, endpoint: endpoint.endpoint, forcePathStyle: true, credentials: { source: "file", file: credentialsFile } } },
+          storage: swift.storage(),
         }),
       );
       const tables: Table[] = [];

@@ -22,7 +22,8 @@ used first. Hosted content is never removed.
 
 By default it asks the running berth (POST /admin/gc, which berth answers on loopback only:
 run it on berth's host or in its pod). With --storage or --config it collects a STOPPED
-berth's storage itself, with that config's upstreams and cache settings.
+berth's storage itself, with that config's upstreams and cache settings. Replicas
+(coordination) collect on their leader only: a replica that does not lead says so.
 
   --json                 print the collection report as JSON
   --storage DIR          a stopped berth's storage root (default: storage.root of --config)
@@ -45,6 +46,11 @@ async function collectOnline(values: Parameters<typeof berthClientFrom>[0]): Pro
 
 async function collectOffline(values: { storage?: string; config?: string }): Promise<CollectionReport> {
   const config = await offlineConfig(values);
+  if (config.coordination) {
+    throw new OperationError(
+      "this storage is shared by replicas (coordination is configured): run berth gc against a running replica (without --storage/--config), whose collection leader collects; with every replica stopped, drop coordination from the config",
+    );
+  }
   const storage = await openStorage(config.storage);
   await storage.blobs.usage.load();
   const collector = new ContentCollector(
@@ -68,6 +74,8 @@ async function collectOffline(values: { storage?: string; config?: string }): Pr
 }
 
 function describe(report: CollectionReport): string {
+  if (report.skipped === "not-leader") return "not collected: another replica leads collection (it runs every cache.collectInterval)";
+  if (report.skipped) return `not collected: collection is paused while coordination through Redis is down or recovering (${report.skipped})`;
   return (
     `collected: ${report.blobs} blobs checked; ${report.deletedUnreferenced} unreferenced deleted, ${report.evicted} cached evicted, ${formatBytes(report.freedBytes)} freed, ${report.expiredUploads} abandoned uploads removed; ` +
     `${formatBytes(report.hostedBytes)} hosted and ${formatBytes(report.cacheBytes)} cached remain`

@@ -106,6 +106,17 @@ export class BerthMetrics implements RegistryMetrics, TokenMetrics, RequestMetri
     registers: [this.registry],
   });
   private readonly collections = new Counter({ name: "berth_collections_total", help: "Content collections (GC and eviction) finished.", registers: [this.registry] });
+  private readonly collectionsSkipped = new Counter({
+    name: "berth_collections_skipped_total",
+    help: "Content collections this replica did not run, by reason: not-leader (another replica leads collection), coordination-down or coordination-recovering (Redis is down, or lately restarted: collection pauses).",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+  private readonly collectionPaused = new Gauge({
+    name: "berth_collection_paused",
+    help: "1 while collection pauses because coordination through Redis is down or recovering (as of the last attempt), else 0.",
+    registers: [this.registry],
+  });
   private readonly evictions = new Counter({ name: "berth_cache_evictions_total", help: "Mirrored blobs evicted to keep the cache under cache.maxSize.", registers: [this.registry] });
   private readonly collectedBlobs = new Counter({ name: "berth_gc_deleted_blobs_total", help: "Blobs nothing referenced, deleted by garbage collection.", registers: [this.registry] });
   private readonly freedBytes = new Counter({ name: "berth_gc_freed_bytes_total", help: "Bytes freed by garbage collection and eviction.", registers: [this.registry] });
@@ -183,11 +194,17 @@ export class BerthMetrics implements RegistryMetrics, TokenMetrics, RequestMetri
   collected(report: CollectionTotals): void {
     this.lastCollection = { at: new Date(), report: { ...report } };
     this.collections.inc();
+    this.collectionPaused.set(0);
     this.evictions.inc(report.evicted);
     this.collectedBlobs.inc(report.deletedUnreferenced);
     this.freedBytes.inc(report.freedBytes);
     this.storageBytes.set({ content: "hosted" }, report.hostedBytes);
     this.storageBytes.set({ content: "cache" }, report.cacheBytes);
+  }
+
+  collectionSkipped(reason: string): void {
+    this.collectionsSkipped.inc({ reason });
+    this.collectionPaused.set(reason === "not-leader" ? 0 : 1);
   }
 
   issued(): void {

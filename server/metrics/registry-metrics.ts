@@ -33,6 +33,8 @@ export interface CollectionTotals {
 export interface RegistryMetrics {
   upstream(host: string): UpstreamMeter;
   collected(report: CollectionTotals): void;
+  /** A collection this process did not run: `not-leader`, `coordination-down`, `coordination-recovering`. */
+  collectionSkipped(reason: string): void;
 }
 
 export interface TokenMetrics {
@@ -62,6 +64,7 @@ const NO_METER: UpstreamMeter = {
 export const NO_METRICS: RegistryMetrics & TokenMetrics & RequestMetrics = {
   upstream: () => NO_METER,
   collected: () => {},
+  collectionSkipped: () => {},
   issued: () => {},
   refused: () => {},
   request: () => {},

@@ -4,6 +4,7 @@ import { pipeline } from "node:stream/promises";
 import { KeyedLock } from "../concurrency/keyed-lock.js";
 import { Digest, type DigestAlgorithm } from "../reference/digest.js";
 import { BlobUsage } from "./blob-usage.js";
+import { LocalCollectionGuard, type CollectionGuard } from "./collection-guard.js";
 import { MeteredChunks } from "./metered-chunks.js";
 import { SizeLimitError } from "./size-limit-error.js";
 import type { ByteRange, ObjectStream, PendingObject, StorageDriver } from "./driver.js";
@@ -32,29 +33,52 @@ export interface IngestOptions {
  */
 export class BlobStore {
   private readonly placing = new KeyedLock();
+  /** What keeps collection from removing a blob while it is looked at, linked or read. */
+  readonly guard: CollectionGuard;
 
   constructor(
     private readonly driver: StorageDriver,
     readonly usage: BlobUsage = new BlobUsage(driver),
-  ) {}
+    guard?: CollectionGuard,
+  ) {
+    this.guard = guard ?? new LocalCollectionGuard(usage);
+  }
 
   static path(digest: Digest): string {
     return `blobs/${digest.algorithm}/${digest.hex.slice(0, 2)}/${digest.hex}`;
   }
 
+  /** The blob's size, pinning it: what a caller about to link it asks first. */
   async size(digest: Digest): Promise<number | undefined> {
+    if (!(await this.guard.pin(digest))) return undefined;
     return (await this.driver.stat(BlobStore.path(digest)))?.size;
   }
 
+  /** Opens the blob, pinned until its stream closes. */
   async open(digest: Digest, range?: ByteRange): Promise<{ size: number; stream: ObjectStream } | undefined> {
-    const opened = await this.driver.open(BlobStore.path(digest), range);
-    if (!opened) return undefined;
-    opened.stream.once("close", this.usage.opened(digest));
+    const held = await this.guard.hold(digest);
+    let opened: Awaited<ReturnType<StorageDriver["open"]>>;
+    try {
+      opened = held.kept ? await this.driver.open(BlobStore.path(digest), range) : undefined;
+    } catch (err) {
+      held.release();
+      throw err;
+    }
+    if (!opened) {
+      held.release();
+      return undefined;
+    }
+    const closed = this.usage.opened(digest);
+    opened.stream.once("close", () => {
+      closed();
+      held.release();
+    });
     return { size: opened.info.size, stream: opened.stream };
   }
 
   async read(digest: Digest): Promise<Buffer | undefined> {
     this.usage.opened(digest)();
+    if (!(await this.guard.pin(digest))) return undefined;
     return this.driver.readSmall(BlobStore.path(digest));
   }
 
@@ -84,6 +108,7 @@ export class BlobStore {
     if (expected && !digest.equals(expected)) throw new DigestMismatchError(expected, digest);
     if ((await this.size(digest)) === data.length) return digest;
     await this.driver.writeSmall(BlobStore.path(digest), data);
+    await this.guard.placed(digest);
     return digest;
   }
 
@@ -99,6 +124,7 @@ export class BlobStore {
         return;
       }
       await pending.commit(BlobStore.path(digest));
+      await this.guard.placed(digest);
     });
   }
 
@@ -110,6 +136,7 @@ export class BlobStore {
         return;
       }
       await this.driver.move(path, BlobStore.path(digest));
+      await this.guard.placed(digest);
     });
   }
 

@@ -200,6 +200,21 @@ export class RepositoryMetadata {
   }
 
   /**
+   * Every manifest and layer link under this root, from one flat walk of the store itself
+   * rather than this process's view of it (which misses links other replicas made where it
+   * deleted one): collection counts both.
+   */
+  async *walkLinks(): AsyncGenerator<{ repository: string; kind: "manifest" | "blob"; digest: Digest }> {
+    for await (const object of this.driver.walk(this.root)) {
+      const segments = object.path.slice(this.root.length + 1).split("/");
+      const at = segments.length - 3;
+      const kind = segments[at] === "_manifests" ? "manifest" : segments[at] === "_layers" ? "blob" : undefined;
+      const digest = kind && at > 0 ? Digest.parse(`${segments[at + 1]}:${segments[at + 2]}`) : undefined;
+      if (kind && digest) yield { repository: segments.slice(0, at).join("/"), kind, digest };
+    }
+  }
+
+  /**
    * Removes the per-digest `_visibility/` records berth kept before a mirror's visibility became
    * one record per repository; returns how many repositories had them. Collection runs it.
    */

@@ -1,12 +1,15 @@
 import type { StorageConfig } from "../../config/storage-schema.js";
 import { BlobHolders } from "./blob-holders.js";
 import { BlobStore } from "./blob-store.js";
+import type { CollectionGuard } from "./collection-guard.js";
 import type { StorageDriver } from "./driver.js";
 import { FilesystemDriver } from "./filesystem-driver.js";
 import { RepositoryMetadata } from "./repository-metadata.js";
 import type { ObjectIndex } from "./s3/object-index.js";
 import { openS3Storage, type S3Storage } from "./s3/s3-storage.js";
 import { SynthesizedIndexes } from "./synthesized-indexes.js";
+import type { SessionHashes } from "./session-hashes.js";
+import type { UploadLocks } from "./upload-locks.js";
 import { UploadStore } from "./upload-store.js";
 import type { Uploads } from "./uploads.js";
 
@@ -26,21 +29,30 @@ export interface Storage {
   close(): Promise<void>;
 }
 
-/** What several processes sharing one store share, when they do (none: a single process). */
-export interface SharedStorageState {
-  /** With driver s3: the index of the bucket's objects the processes keep each other's up to date. */
+/**
+ * What replicas sharing one bucket use in place of what a single process keeps to itself;
+ * each absent part is this process's own.
+ */
+export interface StorageSharing {
+  /** Who may change an upload session at a time (driver s3). */
+  uploadLocks?: UploadLocks;
+  /** Where a session's running sha256 lives between its chunks (driver s3). */
+  sessionHashes?: SessionHashes;
+  /** What content collection must spare: digests other replicas read or link. */
+  collectionGuard?: CollectionGuard;
+  /** The index of the bucket's objects, which the replicas keep up to date for each other (driver s3). */
   objectIndex?: ObjectIndex;
 }
 
 /** The storage `storage.driver` names. */
-export async function openStorage(config: StorageConfig, shared: SharedStorageState = {}): Promise<Storage> {
-  return config.driver === "s3" ? openS3Storage(config, shared.objectIndex) : openFilesystemStorage(config.root);
+export async function openStorage(config: StorageConfig, sharing: StorageSharing = {}): Promise<Storage> {
+  return config.driver === "s3" ? openS3Storage(config, sharing) : openFilesystemStorage(config.root, sharing.collectionGuard);
 }
 
-export async function openFilesystemStorage(root: string): Promise<Storage> {
+export async function openFilesystemStorage(root: string, guard?: CollectionGuard): Promise<Storage> {
   const driver = new FilesystemDriver(root);
   await driver.initialise();
-  const blobs = new BlobStore(driver);
+  const blobs = new BlobStore(driver, undefined, guard);
   return {
     driver,
     blobs,

@@ -74,6 +74,23 @@ describe("berth gc", () => {
     for (const digest of layers()) assert.equal(await storage.blobs.size(Digest.parse(digest)!), undefined, `${digest} was evicted`);
   });
 
+  it("refuses to collect offline a storage that replicas share, pointing at the running leader", async () => {
+    const storageDir = join(work.path, "shared");
+    await mkdir(storageDir);
+    const config = join(work.path, "replica.yaml");
+    await writeFile(
+      config,
+      toYaml({
+        storage: { driver: "s3", s3: { bucket: "shared", endpoint: "http://127.0.0.1:1", forcePathStyle: true } },
+        coordination: { redis: { url: "redis://127.0.0.1:1" }, internal: { secretFile: join(work.path, "secret") } },
+      }),
+    );
+    const result = await runBerth(["gc", "--storage", storageDir, "--config", config]);
+    assert.equal(result.code, 1, result.stderr);
+    assert.equal(lines(result.stderr).length, 1);
+    assert.match(result.stderr, /^berth gc: this storage is shared by replicas .*run berth gc against a running replica/);
+  });
+
   it("fails with one line when the storage is missing, and exits 2 on an unknown option", async () => {
     const missing = await runBerth(["gc", "--storage", join(work.path, "nowhere")]);
     assert.equal(missing.code, 1);

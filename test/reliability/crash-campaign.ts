@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { BerthProcess } from "../support/berth-process.js";
 import { OriginRegistry } from "../support/origin-registry.js";
+import { Replicas } from "../support/replicas.js";
 import { mirrorOf, ORIGIN_PREFIX } from "../mirror/real-origin.js";
 import { configBlob, errorCode, getVerified, header, http, imageManifest, pushBlob, pushImage, trickle, type HttpAnswer } from "./registry-client.js";
 import { ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
@@ -19,6 +20,12 @@ export interface CrashCampaignOptions {
   seededBlobs?: number;
   /** Progress lines (one per kill). */
   log?: (line: string) => void;
+  /**
+   * Run against this many replicas on one bucket and one Redis (test/support/replicas.ts),
+   * each request sent to one of them at random, each kill landing on one of them at random;
+   * default: one berth.
+   */
+  replicas?: number;
 }
 
 /** What a campaign did and saw; every kill was followed by a clean audit and a restart. */
@@ -82,22 +89,37 @@ interface OriginImage {
  */
 export async function runCrashCampaign(options: CrashCampaignOptions): Promise<CrashCampaignReport> {
   const origin = await OriginRegistry.start();
-  let berth: BerthProcess | undefined;
+  let members: BerthProcess[] = [];
+  let closeMembers = async () => {};
   try {
-    berth = await BerthProcess.start({
-      config: mirrorOf(origin, {}, { cache: { maxSize: "1KiB", collectInterval: "1s" } }),
-    });
-    const campaign = new Campaign(origin, berth, options);
+    const config = mirrorOf(origin, {}, { cache: { maxSize: "1KiB", collectInterval: "1s" } });
+    let bucket: { bucket: string; prefix?: string } | undefined;
+    if (options.replicas) {
+      // A replica's fill in flight is no abandoned upload to the leader's collection: give it time.
+      const replicas = await Replicas.start({ count: options.replicas, config, s3: { abandonedUploadAge: `${REPLICA_ABANDONED_UPLOAD_SECONDS}s` } });
+      members = replicas.members;
+      bucket = { bucket: replicas.bucket };
+      closeMembers = () => replicas.close();
+    } else {
+      const berth = await BerthProcess.start({ config });
+      members = [berth];
+      bucket = berth.storage?.s3 as { bucket: string; prefix?: string } | undefined;
+      closeMembers = () => berth.close();
+    }
+    const campaign = new Campaign(origin, members, bucket, options);
     try {
       return await campaign.run();
     } finally {
       campaign.close();
     }
   } finally {
-    await berth?.close();
+    await closeMembers();
     await origin.close();
   }
 }
+
+/** With replicas, a multipart upload is abandoned after this long (a single berth: at once). */
+const REPLICA_ABANDONED_UPLOAD_SECONDS = 20;
 
 class Campaign {
   private readonly report: CrashCampaignReport = {
@@ -119,12 +141,18 @@ class Campaign {
   private failures: Error[] = [];
   private pushes = 0;
   private s3Client?: S3Client;
+  /** The replica this round kills. */
+  private victim: BerthProcess;
 
   constructor(
     private readonly origin: OriginRegistry,
-    private readonly berth: BerthProcess,
+    private readonly members: BerthProcess[],
+    /** The bucket, when the store is on S3. */
+    private readonly bucket: { bucket: string; prefix?: string } | undefined,
     private readonly options: CrashCampaignOptions,
-  ) {}
+  ) {
+    this.victim = members[0];
+  }
 
   close(): void {
     this.s3Client?.destroy();
@@ -133,11 +161,20 @@ class Campaign {
   /** On S3 a tenth: each is two PUTs to seed and two DELETEs to evict, at Swift's tens of milliseconds a request. */
   private get seededBlobs(): number {
     const wanted = this.options.seededBlobs ?? 3000;
-    return this.berth.storage ? Math.ceil(wanted / 10) : wanted;
+    return this.bucket ? Math.ceil(wanted / 10) : wanted;
+  }
+
+  /** Where the next request goes: one of the replicas at random (a client behind a Service). */
+  private pick(): BerthProcess {
+    return this.members[randomInt(this.members.length)];
   }
 
   private get base(): string {
-    return this.berth.url;
+    return this.pick().url;
+  }
+
+  private get replicated(): boolean {
+    return this.members.length > 1;
   }
 
   async run(): Promise<CrashCampaignReport> {
@@ -145,8 +182,8 @@ class Campaign {
     for (let kill = 1; kill <= this.options.kills; kill++) {
       await this.crashOnce(kill, kill % every === 0);
     }
-    if (this.berth.storage) await this.expectNoOldMultipartUploads();
-    await this.berth.stop();
+    if (this.bucket) await this.expectNoOldMultipartUploads();
+    for (const member of this.members) await member.stop();
     const final = await auditStore(await this.view());
     assertConsistent(final, "after the last restart and a graceful stop");
     this.report.finalBlobs = final.blobs.size;
@@ -157,17 +194,18 @@ class Campaign {
     const acknowledgedBefore = { blobs: this.acknowledged.blobs.length, manifests: this.acknowledged.manifests.length };
     const image = await this.publishToOrigin(`r${kill}`);
     if (collection) {
-      await this.berth.stop();
+      for (const member of this.members) await member.stop();
       await this.seedCachedBlobs();
-      await this.berth.restart();
+      await Promise.all(this.members.map((member) => member.restart()));
     }
     this.killed = false;
+    this.victim = this.members[randomInt(this.members.length)];
     const workloads = Promise.all([this.pullLoop(image), this.uploadLoop(), this.pushLoop()]);
     const collecting = collection ? await this.collectionStarted() : false;
     await sleep(collection ? randomInt(0, 150) : randomInt(20, 1500));
     const inFlight = ACTIVITIES.filter((a) => (this.inFlight.get(a) ?? 0) > 0);
     this.killed = true;
-    await this.berth.kill();
+    await this.victim.kill();
     await workloads;
     if (this.failures.length > 0) throw this.failures[0];
 
@@ -179,22 +217,23 @@ class Campaign {
     this.report.tempFilesLeft += audit.tempFiles.length;
     assertConsistent(audit, `after kill ${kill}`);
 
-    await this.berth.restart();
-    await this.expectCrashWritesGone(kill, audit.tempFiles.map((f) => f.name));
+    await this.victim.restart();
+    // With replicas, what the crash left is aborted once abandoned (expectNoOldMultipartUploads).
+    if (!this.replicated) await this.expectCrashWritesGone(kill, audit.tempFiles.map((f) => f.name));
 
     await this.resumeUploads();
     await this.verifyAcknowledged(acknowledgedBefore);
     await this.verifyOriginImage(image);
     this.options.log?.(
-      `kill ${kill}: in flight [${inFlight.join(", ")}], ${audit.tempFiles.length} temp files, ${audit.blobs.size} blobs audited` +
+      `kill ${kill}${this.replicated ? ` (replica ${this.members.indexOf(this.victim)})` : ""}: in flight [${inFlight.join(", ")}], ${audit.tempFiles.length} temp files, ${audit.blobs.size} blobs audited` +
         (collection ? `, ${seededLeft}/${this.seededBlobs} seeded cached blobs left` : ""),
     );
   }
 
   /** The store as the audit reads it: berth's storage root, or its bucket on S3 runs. */
   private async view(): Promise<string | StoreView> {
-    const s3 = this.berth.storage?.s3 as { bucket: string; prefix?: string } | undefined;
-    if (!s3) return this.berth.storageDir;
+    const s3 = this.bucket;
+    if (!s3) return this.members[0].storageDir;
     this.s3Client ??= rawS3Client(await swiftS3());
     return s3View(this.s3Client, s3.bucket, s3.prefix ?? "");
   }
@@ -205,12 +244,12 @@ class Campaign {
    * abandonedUploadAge 0) aborts, within 30 s (Swift lists a new multipart upload after a while).
    */
   private async expectCrashWritesGone(kill: number, left: string[]): Promise<void> {
-    for (const deadline = Date.now() + (this.berth.storage ? 30_000 : 0); ; await sleep(250)) {
+    for (const deadline = Date.now() + (this.bucket ? 30_000 : 0); ; await sleep(250)) {
       const view = await this.view();
       const now = new Set((await (typeof view === "string" ? filesystemView(view) : view).pendingWrites()).map((w) => w.name));
       const survivors = left.filter((name) => now.has(name));
       if (survivors.length === 0) return;
-      if (Date.now() >= deadline) throw new Error(`kill ${kill}: the restart left the crash's half-written ${this.berth.storage ? "multipart uploads" : "temp files"} ${survivors.join(", ")}`);
+      if (Date.now() >= deadline) throw new Error(`kill ${kill}: the restart left the crash's half-written ${this.bucket ? "multipart uploads" : "temp files"} ${survivors.join(", ")}`);
     }
   }
 
@@ -250,14 +289,25 @@ class Campaign {
     }
   }
 
-  /** Cold pulls: the fresh image first, then earlier ones (evicted again by the tiny cache cap). */
+  /**
+   * Cold pulls: the fresh image first, then earlier ones (evicted again by the tiny cache cap).
+   * With replicas, a pull from a replica the kill spares must end well, even when the killed
+   * one was fetching the blob for the cluster.
+   */
   private pullLoop(fresh: OriginImage): Promise<void> {
     let next: OriginImage = fresh;
     return this.untilKilled(async () => {
       const image = next;
       next = this.originImages[randomInt(this.originImages.length)];
-      await getVerified(`${this.base}/v2/${ORIGIN_PREFIX}/${MIRRORED}/manifests/${image.tag}`, image.manifest, { accept: "application/vnd.oci.image.manifest.v1+json" });
-      await Promise.all(image.blobs.map((digest) => this.tracked("blobGet", () => getVerified(`${this.base}/v2/${ORIGIN_PREFIX}/${MIRRORED}/blobs/${digest}`, digest))));
+      const member = this.pick();
+      const base = `${member.url}/v2/${ORIGIN_PREFIX}/${MIRRORED}`;
+      try {
+        await getVerified(`${base}/manifests/${image.tag}`, image.manifest, { accept: "application/vnd.oci.image.manifest.v1+json" });
+        await Promise.all(image.blobs.map((digest) => this.tracked("blobGet", () => getVerified(`${base}/blobs/${digest}`, digest))));
+      } catch (err) {
+        if (this.killed && member !== this.victim) this.failures.push(new Error(`a pull from a replica the kill spared failed: ${(err as Error).message}`));
+        throw err;
+      }
     });
   }
 
@@ -405,8 +455,8 @@ class Campaign {
    * them, so that the next content collection (cap 1 KiB) has thousands of evictions to do.
    */
   private async seedCachedBlobs(): Promise<void> {
-    if (this.berth.storage) return this.seedCachedObjects();
-    const root = this.berth.storageDir;
+    if (this.bucket) return this.seedCachedObjects();
+    const root = this.members[0].storageDir;
     const links = join(root, "mirrors", ORIGIN_PREFIX, SEEDED, "_layers", "sha256");
     await mkdir(links, { recursive: true });
     for (let i = await this.seededLeft(); i < this.seededBlobs; i++) {
@@ -420,7 +470,7 @@ class Campaign {
 
   /** seedCachedBlobs on S3: the same objects, put straight into the (stopped) berth's bucket, 16 at a time. */
   private async seedCachedObjects(): Promise<void> {
-    const s3 = this.berth.storage!.s3 as { bucket: string; prefix?: string };
+    const s3 = this.bucket!;
     this.s3Client ??= rawS3Client(await swiftS3());
     const client = this.s3Client;
     const key = (path: string) => `${s3.prefix ?? ""}${path}`;
@@ -438,7 +488,7 @@ class Campaign {
   }
 
   private async seededLeft(): Promise<number> {
-    const s3 = this.berth.storage?.s3 as { bucket: string; prefix?: string } | undefined;
+    const s3 = this.bucket;
     if (s3) {
       this.s3Client ??= rawS3Client(await swiftS3());
       const prefix = `${s3.prefix ?? ""}mirrors/${ORIGIN_PREFIX}/${SEEDED}/_layers/sha256/`;
@@ -451,12 +501,12 @@ class Campaign {
       } while (token);
       return count;
     }
-    return (await readdir(join(this.berth.storageDir, "mirrors", ORIGIN_PREFIX, SEEDED, "_layers", "sha256")).catch(() => [])).length;
+    return (await readdir(join(this.members[0].storageDir, "mirrors", ORIGIN_PREFIX, SEEDED, "_layers", "sha256")).catch(() => [])).length;
   }
 
   /** Waits (at most 20 s) until the collection has begun evicting the seeded blobs; false if it never did. */
   private async collectionStarted(): Promise<boolean> {
-    for (const deadline = Date.now() + 20_000; Date.now() < deadline; await sleep(this.berth.storage ? 100 : 5)) {
+    for (const deadline = Date.now() + 20_000; Date.now() < deadline; await sleep(this.bucket ? 100 : 5)) {
       const left = await this.seededLeft();
       if (left < this.seededBlobs) return left > 0;
     }

@@ -13,6 +13,10 @@ export interface ReplicasOptions {
   config?: Record<string, unknown>;
   /** Added to every replica's environment. */
   env?: NodeJS.ProcessEnv;
+  /** `storage.s3` settings besides the bucket and the endpoint (e.g. `abandonedUploadAge`). */
+  s3?: Record<string, unknown>;
+  /** `coordination` settings besides Redis, the replica id and the internal port (e.g. `collection`). */
+  coordination?: Record<string, unknown>;
 }
 
 /**
@@ -45,8 +49,8 @@ export class Replicas {
             env: options.env,
             config: {
               ...options.config,
-              storage: { driver: "s3", s3: s3StorageConfig(s3, bucket) },
-              coordination: { redis: { url: redis.url }, replicaId: `replica-${i}`, internal: { listen: "127.0.0.1:0", secretFile } },
+              storage: { driver: "s3", s3: s3StorageConfig(s3, bucket, options.s3) },
+              coordination: { ...options.coordination, redis: { url: redis.url }, replicaId: `replica-${i}`, internal: { listen: "127.0.0.1:0", secretFile } },
             },
           }),
         ),

@@ -15,7 +15,7 @@ export interface MultipartReport {
   leftBytes: number;
 }
 
-const SESSION_DATA = /^uploads\/([a-f0-9-]{36})\/data$/;
+const SESSION_DATA = /^uploads\/([a-f0-9-]{36})\/data(-[0-9a-f]{16})?$/;
 /** How far S3's clock may run ahead of berth's: Swift stamps a new upload up to a second ahead of it. */
 const CLOCK_SKEW_MS = 2000;
 
@@ -44,7 +44,7 @@ export class MultipartCollector {
       report.found++;
       if (live.has(upload.uploadId)) continue;
       const session = SESSION_DATA.exec(upload.path)?.[1];
-      if (session && (await this.driver.stat(`uploads/${session}/info`))) continue;
+      if (session && (await this.sessionExists(session))) continue;
       const bytes = await bucket.partBytes(upload.path, upload.uploadId);
       if (bytes === undefined || live.has(upload.uploadId)) continue; // finished meanwhile
       report.abandoned++;
@@ -59,5 +59,11 @@ export class MultipartCollector {
     this.last = report;
     this.abortedTotal += report.aborted;
     return report;
+  }
+
+  /** Asked of the bucket unless this process knows the session: another replica may have started it. */
+  private async sessionExists(id: string): Promise<boolean> {
+    const path = `uploads/${id}/info`;
+    return typeof this.driver.index.lookup(path) === "object" || (await this.driver.bucket.head(path)) !== undefined;
   }
 }

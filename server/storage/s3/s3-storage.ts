@@ -6,10 +6,10 @@ import { BlobHolders } from "../blob-holders.js";
 import { BlobStore } from "../blob-store.js";
 import { RepositoryMetadata } from "../repository-metadata.js";
 import { RootLease } from "../root-lease.js";
-import type { Storage } from "../storage.js";
+import type { Storage, StorageSharing } from "../storage.js";
 import { SynthesizedIndexes } from "../synthesized-indexes.js";
 import { MultipartCollector } from "./multipart-collector.js";
-import { LocalObjectIndex, type ObjectIndex } from "./object-index.js";
+import { LocalObjectIndex } from "./object-index.js";
 import { S3Bucket } from "./s3-bucket.js";
 import { createS3Client } from "./s3-client.js";
 import { S3Driver } from "./s3-driver.js";
@@ -29,17 +29,17 @@ export interface S3Storage {
  * Storage on an S3 bucket. The local root keeps what is per process (the spool, token signing
  * keys) under the root's lease; the bucket holds the store itself.
  */
-export async function openS3Storage(config: StorageConfig, index: ObjectIndex = new LocalObjectIndex()): Promise<Storage & { s3: S3Storage }> {
+export async function openS3Storage(config: StorageConfig, sharing: StorageSharing = {}): Promise<Storage & { s3: S3Storage }> {
   const s3 = config.s3!;
   await mkdir(config.root, { recursive: true, mode: 0o700 });
   const lease = await RootLease.acquire(config.root);
   try {
     const traffic = new S3Traffic();
     const bucket = new S3Bucket(createS3Client(s3, traffic), s3.bucket, s3.prefix, { timeoutMs: s3.timeout, maxAttempts: s3.maxAttempts }, new S3Health(), traffic);
-    const driver = new S3Driver(bucket, index, new Spool(s3.spool.dir ?? join(config.root, "spool"), s3.spool.maxSize), s3.partSize);
+    const driver = new S3Driver(bucket, sharing.objectIndex ?? new LocalObjectIndex(), new Spool(s3.spool.dir ?? join(config.root, "spool"), s3.spool.maxSize), s3.partSize);
     await driver.initialise();
-    const blobs = new BlobStore(driver);
-    const uploads = new S3UploadStore(driver, blobs);
+    const blobs = new BlobStore(driver, undefined, sharing.collectionGuard);
+    const uploads = new S3UploadStore(driver, blobs, sharing.uploadLocks, sharing.sessionHashes);
     return {
       driver,
       blobs,
