@@ -5,6 +5,7 @@ import type { CoordinationConfig } from "../config/coordination-schema.js";
 import type { BerthConfig } from "../config/schema.js";
 import { AdmissionListener } from "./admission/admission-listener.js";
 import { setUpAdmission } from "./admission/setup.js";
+import { BucketKeys } from "./auth/bucket-keys.js";
 import { setUpAuth } from "./auth/setup.js";
 import { createAdminRoutes } from "./http/admin-routes.js";
 import { createApp } from "./http/app.js";
@@ -16,10 +17,13 @@ import { answerUnparsableRequest } from "./http/unparsable-request.js";
 import type { Logger } from "./log.js";
 import { ClusterUploadLocks } from "./coordination/cluster-upload-locks.js";
 import { openCoordination, type Coordination } from "./coordination/coordination.js";
+import { SharedLookups } from "./coordination/shared-lookups.js";
+import { SharedTagListCache } from "./coordination/shared-tag-list-cache.js";
+import { SharedUpstreamBackoff } from "./coordination/shared-upstream-backoff.js";
 import { SharedCollectionGuard } from "./coordination/shared-collection-guard.js";
 import { BerthMetrics } from "./metrics/berth-metrics.js";
+import type { CoordinationStatus } from "./metrics/coordination-metrics.js";
 import { registerS3Metrics } from "./metrics/s3-metrics.js";
-import NodeCache from "node-cache";
 import type { ArchFallbackConfig } from "../config/upstream-schema.js";
 import { InternalListener } from "./http/internal-listener.js";
 import { BlobFills, type Fills } from "./registry/blob-fill.js";
@@ -33,12 +37,16 @@ import { MirrorVisibility } from "./registry/mirror-visibility.js";
 import { ProxyRepository, type Mirror, type Requester } from "./registry/proxy.js";
 import type { RequestedBy } from "./registry/registry.js";
 import { RecentManifests } from "./registry/recent-manifests.js";
+import { ProcessLookups, type ClusterLookups } from "./registry/cluster-lookups.js";
 import { RoutingRegistry } from "./registry/routing-registry.js";
+import { LocalTagListCache, type TagListCache } from "./registry/tag-list-cache.js";
 import { RepositoryMetadata } from "./storage/repository-metadata.js";
 import { s3MetricSources } from "./storage/s3/s3-storage.js";
+import { LocalObjectIndex } from "./storage/s3/object-index.js";
+import { SharedObjectIndex } from "./storage/s3/shared-object-index.js";
 import { SavedSessionHashes } from "./storage/session-hashes.js";
 import { openStorage, type Storage, type StorageSharing } from "./storage/storage.js";
-import { UpstreamBackoff } from "./upstream/backoff.js";
+import { LocalUpstreamBackoff, type UpstreamBackoff } from "./upstream/backoff.js";
 import { Keyring } from "./upstream/credentials/keyring.js";
 import { KeyringUnion } from "./upstream/credentials/keyring-union.js";
 import { ParentTier } from "./upstream/parent-tier.js";
@@ -71,16 +79,18 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
     await coordination?.close();
     throw err;
   });
-  const backoff = new UpstreamBackoff();
+  const backoff = coordination ? new SharedUpstreamBackoff(coordination.redis, coordination.channel("upstream-backoff"), coordination.replicaId, coordination.fallbacks) : new LocalUpstreamBackoff();
   // Behind a parent, the status page shows where each upstream is fetched from: the parent.
   const reached = config.upstreams.map((upstream) => ({ host: upstream.host, url: config.cluster.parent ?? upstream.url }));
-  const metrics = new BerthMetrics({ fills: { list: () => fills.list() }, backoff, upstreams: reached });
+  const metrics = new BerthMetrics({ fills: { list: () => fills.list() }, backoff, upstreams: reached, ...(coordination ? { coordination: () => coordinationStatus(coordination) } : {}) });
   const { fills, internal } = await startFills(storage, coordination, metrics, log);
   if (storage.s3) registerS3Metrics(metrics.registry, s3MetricSources(storage.s3));
-  const mirrors = await createMirrors(config, storage, fills, backoff, metrics, log);
+  const tagLists = () => (coordination ? new SharedTagListCache(coordination.redis, coordination.fallbacks) : new LocalTagListCache());
+  const lookups = coordination ? new SharedLookups(coordination.leases, coordination.fallbacks) : new ProcessLookups();
+  const mirrors = await createMirrors(config, storage, fills, backoff, metrics, log, tagLists, lookups);
   const defaultMirror = mirrors.find((m) => m.upstream.host === config.defaultUpstream || m.upstream.prefix === config.defaultUpstream);
   const routing = new RoutingRegistry(new HostedRegistry(storage), storage.metadata, mirrors, defaultMirror);
-  const auth = await setUpAuth(config, Date.now, (name) => routing.policyNames(name));
+  const auth = await setUpAuth(config, Date.now, (name) => routing.policyNames(name), coordination && sharedKeyStore(coordination, storage));
   const registry = new PlatformRegistry(routing, {
     defaultPlatform: parsePlatform(config.platform)!,
     fallbackArchitectures: (repository) => probed(repository instanceof ProxyRepository ? repository.upstream.archFallback : config.hosted.archFallback),
@@ -193,7 +203,16 @@ async function startFills(storage: Storage, coordination: Coordination | undefin
   return { fills, internal };
 }
 
-async function createMirrors(config: BerthConfig, storage: Storage, fills: Fills, backoff: UpstreamBackoff, metrics: BerthMetrics, log: Logger): Promise<Mirror[]> {
+async function createMirrors(
+  config: BerthConfig,
+  storage: Storage,
+  fills: Fills,
+  backoff: UpstreamBackoff,
+  metrics: BerthMetrics,
+  log: Logger,
+  tagLists: () => TagListCache,
+  lookups: ClusterLookups,
+): Promise<Mirror[]> {
   const keyring = async (files: readonly string[]) => {
     const loaded = new Keyring(files, { onProblem: (problem) => log.warn({ problem: problem.message }, "credential source skipped") });
     await loaded.load();
@@ -217,7 +236,8 @@ async function createMirrors(config: BerthConfig, storage: Storage, fills: Fills
       recentManifests: new RecentManifests(),
       fills,
       backoff,
-      tagLists: new NodeCache({ stdTTL: 30, useClones: false, checkperiod: 0 }),
+      tagLists: tagLists(),
+      lookups,
       visibility: new MirrorVisibility(storage.driver, `mirrors/${upstream.prefix}`, upstream.accessConfirmationTTL),
       delivered: new DeliveredBlobs(storage.driver, `mirrors/${upstream.prefix}`),
       // A viewer is the credentials a request reaches the upstream with: a tenant's own, or
@@ -235,15 +255,29 @@ async function createMirrors(config: BerthConfig, storage: Storage, fills: Fills
   });
 }
 
+/** Token signing keys every replica signs and verifies with, kept in the shared store. */
+function sharedKeyStore(coordination: Coordination, storage: Storage): BucketKeys {
+  const index = coordination.channel("object-index");
+  return new BucketKeys(storage.driver, coordination.internal.secret, () => index.subscribed);
+}
+
+function coordinationStatus(coordination: Coordination): CoordinationStatus {
+  return { replicaId: coordination.replicaId, up: coordination.up, since: coordination.since, fallbacks: coordination.fallbacks.snapshot() };
+}
+
 /** The viewer of requests that reach an upstream with berth's own credentials (or none). */
 const BERTH_VIEWER = "berth";
 
-/** What replicas sharing one bucket share of the storage: upload sessions, taken by any of them, and what collection must spare. */
+/**
+ * What replicas sharing one bucket share of the storage: upload sessions, taken by any of them,
+ * what collection must spare, and the index of the bucket's objects.
+ */
 function sharedStorage(config: CoordinationConfig, coordination: Coordination, log: Logger): StorageSharing {
   return {
     uploadLocks: new ClusterUploadLocks(coordination.leases, log.child({ component: "uploads" })),
     sessionHashes: new SavedSessionHashes(),
     collectionGuard: new SharedCollectionGuard(coordination, config.collection, log.child({ component: "collector" })),
+    objectIndex: new SharedObjectIndex(new LocalObjectIndex(), coordination.channel("object-index"), () => coordination.fallbacks.count("object-index")),
   };
 }
 

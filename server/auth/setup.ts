@@ -8,6 +8,7 @@ import { BcryptPool } from "./bcrypt-pool.js";
 import { PasswordAttempts } from "./password-attempts.js";
 import { Policy, type PolicyNames } from "./policy.js";
 import { ServiceAccountTokens } from "./service-accounts.js";
+import { KeyDirectory, type GeneratedKeyStore } from "./generated-keys.js";
 import { KeyRing } from "./signing-keys.js";
 import { TokenAccess } from "./token-access.js";
 import { TokenService } from "./token-service.js";
@@ -27,9 +28,10 @@ const PROVEN_CLIENT_SECONDS = 7 * 24 * 3600;
 
 /**
  * Builds auth for `auth.mode`. `now` (ms) is injectable so tests can move time; `policyNames`
- * is the registry's routing of names without `?ns=` (see Policy.grant).
+ * is the registry's routing of names without `?ns=` (see Policy.grant); `keyStore` where
+ * generated signing keys are kept (default: a directory under the storage root).
  */
-export async function setUpAuth(config: BerthConfig, now: () => number = Date.now, policyNames?: PolicyNames): Promise<Auth> {
+export async function setUpAuth(config: BerthConfig, now: () => number = Date.now, policyNames?: PolicyNames, keyStore?: GeneratedKeyStore): Promise<Auth> {
   const auth = config.auth;
   if (auth.mode === "none") return { access: new OpenAccess(), close: async () => {} };
 
@@ -39,7 +41,7 @@ export async function setUpAuth(config: BerthConfig, now: () => number = Date.no
   }
   const keys = await KeyRing.open({
     algorithm: token.algorithm,
-    directory: join(config.storage.root, "auth", "keys"),
+    store: keyStore ?? new KeyDirectory(join(config.storage.root, "auth", "keys")),
     signingKeyFile: token.signingKeyFile,
     verificationKeyFiles: token.verificationKeyFiles,
     rotationMs: token.keyRotation,

@@ -1,8 +1,8 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPair, type JsonWebKey, type KeyObject } from "node:crypto";
-import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { readFile } from "node:fs/promises";
 import { promisify } from "node:util";
 import { ConfigError } from "../../config/load.js";
+import type { GeneratedKeyStore, StoredKey } from "./generated-keys.js";
 
 export type SigningAlgorithm = "ES256" | "RS256";
 
@@ -22,15 +22,15 @@ interface KeyEntry extends VerificationKey {
   createdAt: number;
   /** Once replaced: when the last token it signed expires. */
   retiresAt?: number;
-  /** The file of a generated key, removed on retirement. */
-  file?: string;
+  /** A key berth generated (kept in the store, removed from it on retirement). */
+  generated?: true;
 }
 
 export interface KeyRingOptions {
   /** Algorithm of generated keys. */
   algorithm: SigningAlgorithm;
   /** Where generated keys are kept; unused when signingKeyFile is given. */
-  directory: string;
+  store: GeneratedKeyStore;
   signingKeyFile?: string;
   verificationKeyFiles: readonly string[];
   /** Age (ms) after which a generated key is replaced; 0 = never. */
@@ -41,15 +41,18 @@ export interface KeyRingOptions {
 }
 
 const generate = promisify(generateKeyPair);
-const KEY_FILE = /^(\d+)\.pem$/;
 
 /**
  * The keys berth signs and verifies tokens with. The newest key signs; a replaced key keeps
- * verifying until every token it signed has expired, then it is dropped (and its file deleted).
+ * verifying until every token it signed has expired, then it is dropped (and removed from the
+ * store). Generated keys are read from the store again before each signing and on a token
+ * naming an unknown key, so a key another process sharing the store added is used at once.
  */
 export class KeyRing {
   private readonly entries: KeyEntry[] = [];
   private rotation?: Promise<SigningKey>;
+  /** The stored keys already parsed (stores hand out the same bytes for a key they read once). */
+  private readonly read = new WeakSet<Buffer>();
 
   private constructor(private readonly options: KeyRingOptions) {}
 
@@ -58,8 +61,6 @@ export class KeyRing {
     if (options.signingKeyFile !== undefined) {
       const privateKey = await readKey(options.signingKeyFile, "private");
       ring.entries.push({ ...describeKey(publicKeyOf(privateKey, options.signingKeyFile), options.signingKeyFile), privateKey, createdAt: 0 });
-    } else {
-      await ring.loadGenerated();
     }
     for (const file of options.verificationKeyFiles) {
       const publicKey = publicKeyOf(await readKey(file, "any"), file);
@@ -72,8 +73,10 @@ export class KeyRing {
   /** The key to sign with now; replaces a generated key that is due for rotation first. */
   async signingKey(): Promise<SigningKey> {
     await this.prune();
+    await this.refresh();
     const current = this.entries.at(-1);
-    if (current?.privateKey && !this.dueForRotation(current)) return current as SigningKey;
+    // Until a new key would reach every process sharing the store, the current one goes on signing.
+    if (current?.privateKey && (!this.dueForRotation(current) || !this.options.store.readyToAdd())) return current as SigningKey;
     this.rotation ??= this.rotate().finally(() => (this.rotation = undefined));
     return this.rotation;
   }
@@ -84,20 +87,19 @@ export class KeyRing {
     const { privateKey } =
       this.options.algorithm === "ES256" ? await generate("ec", { namedCurve: "P-256" }) : await generate("rsa", { modulusLength: 2048 });
     const createdAt = Math.max(this.options.now(), (this.entries.at(-1)?.createdAt ?? 0) + 1);
-    const file = join(this.options.directory, `${createdAt}.pem`);
-    await mkdir(this.options.directory, { recursive: true, mode: 0o700 });
-    const temp = `${file}.tmp`;
-    await writeFile(temp, privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600 });
-    await rename(temp, file);
-    const previous = this.entries.at(-1);
-    if (previous) previous.retiresAt = createdAt + this.options.retentionMs;
-    const entry: KeyEntry = { ...describeKey(publicKeyOf(privateKey, file), file), privateKey, createdAt, file };
-    this.entries.push(entry);
+    const entry: KeyEntry = { ...describeKey(publicKeyOf(privateKey, "generated key"), "generated key"), privateKey, createdAt, generated: true };
+    await this.options.store.save({ createdAt, pem: Buffer.from(privateKey.export({ type: "pkcs8", format: "pem" })) }, entry.kid);
+    this.add(entry);
     return entry as SigningKey;
   }
 
   /** The key a token names in its `kid`, while it may still verify. */
-  verificationKey(kid: string): VerificationKey | undefined {
+  async verificationKey(kid: string): Promise<VerificationKey | undefined> {
+    if (!this.entries.some((entry) => entry.kid === kid)) await this.refresh();
+    if (!this.entries.some((entry) => entry.kid === kid) && this.options.signingKeyFile === undefined) {
+      const found = await this.options.store.find(kid);
+      if (found) this.addStored(found);
+    }
     const now = this.options.now();
     return this.entries.find((entry) => entry.kid === kid && (entry.retiresAt === undefined || entry.retiresAt > now));
   }
@@ -113,31 +115,34 @@ export class KeyRing {
   }
 
   private dueForRotation(entry: KeyEntry): boolean {
-    if (entry.file === undefined) return false;
+    if (!entry.generated) return false;
     if (entry.alg !== this.options.algorithm) return true;
     return this.options.rotationMs > 0 && this.options.now() - entry.createdAt >= this.options.rotationMs;
   }
 
-  private async loadGenerated(): Promise<void> {
-    const names = await readdir(this.options.directory).catch((err: NodeJS.ErrnoException) => {
-      if (err.code === "ENOENT") return [] as string[];
-      throw err;
-    });
-    const files = names
-      .map((name) => ({ name, createdAt: Number(KEY_FILE.exec(name)?.[1]) }))
-      .filter((f) => Number.isSafeInteger(f.createdAt))
-      .sort((a, b) => a.createdAt - b.createdAt);
-    for (const [index, { name, createdAt }] of files.entries()) {
-      const file = join(this.options.directory, name);
-      const privateKey = await readKey(file, "private");
-      const next = files[index + 1];
-      this.entries.push({
-        ...describeKey(publicKeyOf(privateKey, file), file),
-        privateKey,
-        createdAt,
-        file,
-        ...(next ? { retiresAt: next.createdAt + this.options.retentionMs } : {}),
-      });
+  /** Adds the generated keys the store holds and the ring does not. */
+  private async refresh(): Promise<void> {
+    if (this.options.signingKeyFile !== undefined) return;
+    for (const stored of await this.options.store.load()) this.addStored(stored);
+  }
+
+  private addStored({ createdAt, pem }: StoredKey): void {
+    if (this.read.has(pem)) return;
+    this.read.add(pem);
+    const source = `generated key ${createdAt}`;
+    const privateKey = parseKey(pem, "private", source);
+    this.add({ ...describeKey(publicKeyOf(privateKey, source), source), privateKey, createdAt, generated: true });
+  }
+
+  /** Adds a generated key in order of creation: each one retires when the next one's tokens no longer need it. */
+  private add(entry: KeyEntry): void {
+    if (this.entries.some((known) => known.kid === entry.kid)) return;
+    this.entries.push(entry);
+    this.entries.sort((a, b) => a.createdAt - b.createdAt);
+    const generated = this.entries.filter((known) => known.generated);
+    for (const [i, known] of generated.entries()) {
+      const next = generated[i + 1];
+      if (next) known.retiresAt = next.createdAt + this.options.retentionMs;
     }
   }
 
@@ -147,7 +152,7 @@ export class KeyRing {
       const entry = this.entries[i];
       if (entry.retiresAt === undefined || entry.retiresAt > now) continue;
       this.entries.splice(i, 1);
-      if (entry.file) await rm(entry.file, { force: true });
+      if (entry.generated) await this.options.store.remove(entry.createdAt, entry.kid);
     }
   }
 }
@@ -159,6 +164,10 @@ async function readKey(file: string, kind: "private" | "any"): Promise<KeyObject
   } catch (err) {
     throw new ConfigError(`${file}: cannot read key: ${(err as Error).message}`);
   }
+  return parseKey(pem, kind, file);
+}
+
+function parseKey(pem: Buffer, kind: "private" | "any", file: string): KeyObject {
   try {
     return kind === "private" ? createPrivateKey(pem) : pem.includes("PRIVATE KEY") ? createPrivateKey(pem) : createPublicKey(pem);
   } catch (err) {

@@ -41,7 +41,7 @@ export class TokenAccess implements AccessController {
 
     let verified: VerifiedAccessToken;
     try {
-      verified = this.tokens.verifyAccess(token);
+      verified = await this.tokens.verifyAccess(token);
     } catch (err) {
       if (!(err instanceof TokenRejected)) throw err;
       throw new RegistryError("UNAUTHORIZED", err.message, undefined, { headers: challenge("invalid_token") });

@@ -114,7 +114,7 @@ export class TokenService {
   async authenticateRefreshToken(token: string): Promise<Authenticated> {
     let verified: VerifiedRefreshToken;
     try {
-      verified = this.deps.tokens.verifyRefresh(token);
+      verified = await this.deps.tokens.verifyRefresh(token);
     } catch (err) {
       if (err instanceof TokenRejected) throw unauthorized(`invalid refresh token: ${err.message}`);
       throw err;

@@ -67,14 +67,14 @@ export class BerthTokens {
     return this.issue(principal, "refresh", Math.max(0, lifetime), accountState !== undefined ? { account_state: accountState } : {});
   }
 
-  verifyAccess(token: string): VerifiedAccessToken {
-    const claims = this.verify(token, "access");
+  async verifyAccess(token: string): Promise<VerifiedAccessToken> {
+    const claims = await this.verify(token, "access");
     if (!Array.isArray(claims.access) || !claims.access.every(isResourceAccess)) throw new TokenRejected("token has a malformed access claim");
     return { principal: principalOf(claims), access: claims.access, expiresAt: claims.exp as number };
   }
 
-  verifyRefresh(token: string): VerifiedRefreshToken {
-    const claims = this.verify(token, "refresh");
+  async verifyRefresh(token: string): Promise<VerifiedRefreshToken> {
+    const claims = await this.verify(token, "refresh");
     const accountState = typeof claims.account_state === "string" ? claims.account_state : undefined;
     return { principal: principalOf(claims), token, expiresAt: claims.exp as number, ...(accountState !== undefined ? { accountState } : {}) };
   }
@@ -106,11 +106,11 @@ export class BerthTokens {
     return { token, issuedAt, expiresAt };
   }
 
-  private verify(token: string, use: TokenUse): jwt.JwtPayload {
+  private async verify(token: string, use: TokenUse): Promise<jwt.JwtPayload> {
     const decoded = jwt.decode(token, { complete: true });
     if (decoded === null || typeof decoded.payload === "string") throw new TokenRejected("not a JWT");
     const kid = decoded.header.kid;
-    const key = kid === undefined ? undefined : this.keys.verificationKey(kid);
+    const key = kid === undefined ? undefined : await this.keys.verificationKey(kid);
     if (!key) throw new TokenRejected("token signed by an unknown key");
     if (decoded.header.alg !== key.alg) throw new TokenRejected(`token algorithm ${decoded.header.alg} does not match its key`);
     let claims: jwt.JwtPayload;

@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { KeyDirectory } from "../auth/generated-keys.js";
 import { KeyRing } from "../auth/signing-keys.js";
 import { OperationError, UsageError } from "./cli-error.js";
 import { OFFLINE_OPTIONS, offlineConfig } from "./offline-config.js";
@@ -34,7 +35,7 @@ the old one in auth.token.verificationKeyFiles until its tokens expire.
     const directory = join(config.storage.root, "auth", "keys");
     const ring = await KeyRing.open({
       algorithm: token.algorithm,
-      directory,
+      store: new KeyDirectory(directory),
       verificationKeyFiles: token.verificationKeyFiles,
       rotationMs: token.keyRotation,
       retentionMs: Math.max(token.lifetime, token.refreshLifetime),

@@ -3,7 +3,9 @@ import { hostname } from "node:os";
 import type { CoordinationConfig } from "../../config/coordination-schema.js";
 import { ConfigError } from "../../config/load.js";
 import type { Logger } from "../log.js";
+import { Fallbacks } from "./fallbacks.js";
 import { Leases } from "./leases.js";
+import { RedisChannel } from "./redis-channel.js";
 import { RedisConnection } from "./redis-connection.js";
 
 /** Shortest shared secret the internal port takes. */
@@ -27,6 +29,17 @@ export interface Coordination {
     /** The secret every replica presents on the internal port. */
     secret: string;
   };
+  /** What ran on this replica alone because Redis could not be asked, by shared feature. */
+  readonly fallbacks: Fallbacks;
+  /**
+   * Whether this replica coordinates now: Redis answers and every channel is subscribed. When
+   * false it serves on its own (local coalescing, backoff, index that asks S3), and recovers by itself.
+   */
+  readonly up: boolean;
+  /** When `up` last changed (or the coordination opened). */
+  readonly since: Date;
+  /** A pub/sub channel of the replicas (one subscription per name, closed with the coordination). */
+  channel(name: string): RedisChannel;
   close(): Promise<void>;
 }
 
@@ -38,11 +51,42 @@ export async function openCoordination(config: CoordinationConfig, log: Logger, 
   const replicaId = config.replicaId ?? env.BERTH_REPLICA_ID ?? hostname();
   const redis = await RedisConnection.open({ url: config.redis.url, keyPrefix: config.redis.keyPrefix, commandTimeoutMs: config.redis.commandTimeout }, log.child({ component: "coordination", replica: replicaId }));
   const url = config.internal.url ?? env.BERTH_INTERNAL_URL;
+  const channels = new Map<string, RedisChannel>();
+  const channelLog = log.child({ component: "coordination", replica: replicaId });
+  const state = { up: false, since: new Date() };
+  /** `quietly`: a channel just opened is not subscribed yet, which is no news for the log. */
+  const update = (quietly = false) => {
+    const up = redis.up && [...channels.values()].every((channel) => channel.subscribed);
+    if (up === state.up) return;
+    Object.assign(state, { up, since: new Date() });
+    if (quietly) return;
+    channelLog[up ? "info" : "warn"]({}, up ? "coordinating with the other replicas" : "coordination fell back to this replica alone: serving on its own until Redis answers");
+  };
+  redis.onChange(() => update());
   return {
     replicaId,
     redis,
     leases: new Leases(redis, replicaId),
     internal: { listen: config.internal.listen, ...(url ? { url } : {}), secret },
-    close: () => redis.close(),
+    fallbacks: new Fallbacks(),
+    get up() {
+      return state.up;
+    },
+    get since() {
+      return state.since;
+    },
+    channel: (name) => {
+      let channel = channels.get(name);
+      if (!channel) {
+        channels.set(name, (channel = new RedisChannel(redis, name, channelLog)));
+        channel.onChange(() => update());
+        update(true);
+      }
+      return channel;
+    },
+    close: async () => {
+      await Promise.all([...channels.values()].map((channel) => channel.close()));
+      await redis.close();
+    },
   };
 }

@@ -109,7 +109,7 @@ export class SharedCollectionGuard implements CollectionGuard {
   private readonly renewing: NodeJS.Timeout;
 
   constructor(
-    private readonly coordination: Coordination,
+    private readonly coordination: Pick<Coordination, "redis" | "leases">,
     private readonly options: SharedCollectionOptions,
     private readonly log: Logger,
   ) {

@@ -1,6 +1,7 @@
 import express from "express";
 import { formatBytes } from "../human-readable.js";
 import type { StatusSnapshot, UpstreamStatus } from "../metrics/berth-metrics.js";
+import type { CoordinationStatus } from "../metrics/coordination-metrics.js";
 import { isLoopback } from "./admin-routes.js";
 
 export interface StatusPageOptions {
@@ -50,6 +51,7 @@ dt { color: #667; } dd { margin: 0; }
 <h1>berth</h1>
 <p class="taken">Status at ${escapeHtml(status.takenAt.toISOString())}</p>
 
+${status.coordination ? coordinationSection(status.coordination, status.takenAt) : ""}
 <section id="cache">
 <h2>Cache</h2>
 <dl>
@@ -130,6 +132,24 @@ ${
 </section>
 </body>
 </html>
+`;
+}
+
+function coordinationSection(coordination: CoordinationStatus, now: Date): string {
+  const since = `since ${coordination.since.toISOString()} (${Math.max(0, Math.round((now.getTime() - coordination.since.getTime()) / 1000))} s)`;
+  const fallbacks = [...coordination.fallbacks].map(([feature, count]) => `${feature} ${count}`).join(", ");
+  return `<section id="coordination">
+<h2>Replicas</h2>
+<dl>
+<dt>This replica</dt><dd><code>${escapeHtml(coordination.replicaId)}</code></dd>
+<dt>Coordination</dt><dd id="coordination-state">${
+    coordination.up
+      ? `<span class="health-ok">coordinating through Redis</span> ${escapeHtml(since)}`
+      : `<span class="health-failing">Redis unreachable: serving on this replica alone</span> ${escapeHtml(since)}; uploads, pulls and pushes go on, each replica fetches and backs off on its own and reads tags from S3, and it recovers by itself`
+  }</dd>
+<dt>Run alone since start</dt><dd>${fallbacks === "" ? "nothing" : escapeHtml(fallbacks)}</dd>
+</dl>
+</section>
 `;
 }
 

@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { registerCoordinationMetrics, type CoordinationStatus } from "./coordination-metrics.js";
 import { RepositoryRequests } from "./repository-requests.js";
 import type { ClusterFillMetrics, CollectionTotals, ContentKind, RegistryMetrics, RequestMetrics, RouteKind, TokenMetrics } from "./registry-metrics.js";
 import { UpstreamCounters } from "./upstream-counters.js";
@@ -16,6 +17,8 @@ export interface MetricSources {
   /** `UpstreamBackoff.snapshot()`: keys are `upstream-host/repository`. */
   backoff: { snapshot(): { key: string; remainingMs: number; delayMs: number }[] };
   upstreams: readonly { host: string; url: string }[];
+  /** With replicas: how this one coordinates with the others. */
+  coordination?: () => CoordinationStatus;
 }
 
 export type UpstreamHealth = "ok" | "idle" | "failing" | "backing off";
@@ -43,6 +46,7 @@ export interface StatusSnapshot {
   topRepositories: { repository: string; requests: number }[];
   transfers: TransferSummary[];
   lastCollection?: { at: Date; report: CollectionTotals };
+  coordination?: CoordinationStatus;
 }
 
 const KINDS: readonly ContentKind[] = ["manifest", "blob"];
@@ -137,6 +141,7 @@ export class BerthMetrics implements RegistryMetrics, TokenMetrics, RequestMetri
   constructor(private readonly sources: MetricSources) {
     // Started now, not at the first scrape: the event loop delay monitor measures from then on.
     processRegistry();
+    if (sources.coordination) registerCoordinationMetrics(this.registry, sources.coordination);
     const meters = this.meters;
     const perUpstream = (name: string, help: string, labelNames: string[], values: (meter: UpstreamCounters) => [Record<string, string>, number][]) =>
       new Counter({
@@ -273,6 +278,7 @@ export class BerthMetrics implements RegistryMetrics, TokenMetrics, RequestMetri
       topRepositories: this.repositories.top(10),
       transfers: this.sources.fills.list().map(({ digest, written, size }) => ({ digest, written, ...(size !== undefined ? { size } : {}) })),
       ...(this.lastCollection ? { lastCollection: this.lastCollection } : {}),
+      ...(this.sources.coordination ? { coordination: this.sources.coordination() } : {}),
     };
   }
 

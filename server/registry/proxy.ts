@@ -1,4 +1,3 @@
-import type NodeCache from "node-cache";
 import type { UpstreamConfig } from "../../config/upstream-schema.js";
 import type { Logger } from "../log.js";
 import type { UpstreamMeter } from "../metrics/registry-metrics.js";
@@ -8,6 +7,8 @@ import type { Descriptor, RepositoryMetadata } from "../storage/repository-metad
 import type { Storage } from "../storage/storage.js";
 import type { UploadSession } from "../storage/upload-store.js";
 import type { UpstreamBackoff } from "../upstream/backoff.js";
+import { ELSEWHERE, type ClusterLookups } from "./cluster-lookups.js";
+import type { TagListCache } from "./tag-list-cache.js";
 import type { Provenance, UpstreamClient } from "../upstream/upstream-client.js";
 import { invalid } from "../upstream/upstream-answers.js";
 import { UpstreamError } from "../upstream/upstream-error.js";
@@ -31,7 +32,9 @@ export interface Mirror {
   recentManifests: RecentManifests;
   fills: Fills;
   backoff: UpstreamBackoff;
-  tagLists: NodeCache;
+  tagLists: TagListCache;
+  /** Manifest lookups coalesced with the other processes sharing the store. */
+  lookups: ClusterLookups;
   /** Who may be served which repository's cached content, when tenants are isolated. */
   visibility: MirrorVisibility;
   /** Blobs this upstream itself delivered: the only ones it may serve from the shared store. */
@@ -102,7 +105,11 @@ export class ProxyRepository implements Repository {
     if (cached) return this.admitted(cached, asked, cachedOnly);
     if (cachedOnly) throw manifestUnknown({ digest });
     this.refuseWhenOffline(asked);
-    return this.coalesced(digest.toString(), () => this.fetchManifest(digest.toString(), digest, asked));
+    const stored = async () => {
+      const cached = await this.cachedManifest(digest);
+      return cached && this.admitted(cached, asked, false);
+    };
+    return this.coalesced(digest.toString(), () => this.fetchManifest(digest.toString(), digest, asked), stored);
   }
 
   /** `maxAge`: how old a resolved tag may be, in ms; undefined = any age. */
@@ -121,7 +128,15 @@ export class ProxyRepository implements Repository {
       if (cachedOnly) throw manifestUnknown({ tag });
       this.refuseWhenOffline(asked);
     }
-    return this.coalesced(`${tag} ${maxAge ?? ""}`, () => this.resolveTag(tag, entry, maxAge));
+    const asking = Date.now();
+    const stored = async () => {
+      const fresh = await this.mirror.cache.tagRecord(this.upstreamName, tag);
+      // Resolved since this request arrived: S3 keeps modification times to the second.
+      if (!fresh || fresh.updated.getTime() < asking - 1000) return undefined;
+      const cached = await this.cachedManifest(fresh.digest);
+      return cached && this.admitted(cached, asked, false);
+    };
+    return this.coalesced(`${tag} ${maxAge ?? ""}`, () => this.resolveTag(tag, entry, maxAge), stored);
   }
 
   /**
@@ -162,15 +177,21 @@ export class ProxyRepository implements Repository {
 
   /**
    * Runs an upstream manifest lookup, or joins the one in flight for the same reference,
-   * credentials and viewer: a burst of clients (or a storm while the upstream fails) costs one request.
+   * credentials and viewer: a burst of clients (or a storm while the upstream fails) costs one
+   * request. A lookup another process sharing the store ran is read from the store (`stored`),
+   * or run here when that finds nothing.
    */
-  private coalesced(reference: string, lookup: () => Promise<ManifestContent>): Promise<ManifestContent> {
+  private coalesced(reference: string, lookup: () => Promise<ManifestContent>, stored: () => Promise<ManifestContent | undefined>): Promise<ManifestContent> {
     let inFlight = manifestLookups.get(this.client);
     if (!inFlight) manifestLookups.set(this.client, (inFlight = new Map()));
     const key = `${this.requester.viewer ?? ""} ${this.upstreamName}:${reference}`;
     const joined = inFlight.get(key);
     if (joined) return joined;
-    const started = lookup().finally(() => inFlight.delete(key));
+    const clusterWide = async () => {
+      const result = await this.mirror.lookups.run(`${this.mirror.upstream.host} ${key}`, lookup);
+      return result !== ELSEWHERE ? result : ((await stored()) ?? lookup());
+    };
+    const started = clusterWide().finally(() => inFlight.delete(key));
     inFlight.set(key, started);
     return started;
   }
@@ -393,14 +414,14 @@ export class ProxyRepository implements Repository {
   /** Tags are listed per requester: another tenant's answer, or what berth cached for it, is not theirs to see. */
   async tags(): Promise<string[]> {
     const key = `${this.requester.viewer ?? ""} ${this.backoffKey}`;
-    const cached = this.mirror.tagLists.get<string[]>(key);
+    const cached = await this.mirror.tagLists.get(key);
     if (cached) return cached;
     if (this.policy !== "Never") {
       try {
         const listed = await this.upstreamCall(() => this.client.tags(this.upstreamName));
         await this.confirmAccess(listed);
         const tags = listed.tags.sort();
-        this.mirror.tagLists.set(key, tags);
+        await this.mirror.tagLists.set(key, tags);
         return tags;
       } catch (err) {
         if (!isOutage(err)) throw this.translate(err);

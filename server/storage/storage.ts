@@ -5,6 +5,7 @@ import type { CollectionGuard } from "./collection-guard.js";
 import type { StorageDriver } from "./driver.js";
 import { FilesystemDriver } from "./filesystem-driver.js";
 import { RepositoryMetadata } from "./repository-metadata.js";
+import type { ObjectIndex } from "./s3/object-index.js";
 import { openS3Storage, type S3Storage } from "./s3/s3-storage.js";
 import { SynthesizedIndexes } from "./synthesized-indexes.js";
 import type { SessionHashes } from "./session-hashes.js";
@@ -39,6 +40,8 @@ export interface StorageSharing {
   sessionHashes?: SessionHashes;
   /** What content collection must spare: digests other replicas read or link. */
   collectionGuard?: CollectionGuard;
+  /** The index of the bucket's objects, which the replicas keep up to date for each other (driver s3). */
+  objectIndex?: ObjectIndex;
 }
 
 /** The storage `storage.driver` names. */

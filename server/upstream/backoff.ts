@@ -15,7 +15,17 @@ interface BackoffEntry {
  * Tracks failing upstream keys (upstream + repository) so berth does not hammer them:
  * each failure doubles the quiet period, the first success clears it.
  */
-export class UpstreamBackoff {
+export interface UpstreamBackoff {
+  /** Milliseconds until `key` may be tried again; 0 when it may be tried now. */
+  remaining(key: string): number;
+  /** Records a failure; `retryAfterMs` (from a 429/503 Retry-After) overrides the schedule. Returns the wait. */
+  failure(key: string, retryAfterMs?: number): number;
+  success(key: string): void;
+  snapshot(): { key: string; remainingMs: number; delayMs: number }[];
+}
+
+/** The backoff of a single process, in memory. */
+export class LocalUpstreamBackoff implements UpstreamBackoff {
   private readonly entries = new Map<string, BackoffEntry>();
 
   constructor(
@@ -23,13 +33,11 @@ export class UpstreamBackoff {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Milliseconds until `key` may be tried again; 0 when it may be tried now. */
   remaining(key: string): number {
     const entry = this.entries.get(key);
     return entry ? Math.max(0, entry.until - this.now()) : 0;
   }
 
-  /** Records a failure; `retryAfterMs` (from a 429/503 Retry-After) overrides the schedule. */
   failure(key: string, retryAfterMs?: number): number {
     const previous = this.entries.get(key);
     const delayMs = previous ? Math.min(previous.delayMs * 2, this.schedule.maxMs) : this.schedule.initialMs;
@@ -42,7 +50,6 @@ export class UpstreamBackoff {
     this.entries.delete(key);
   }
 
-  /** Keys currently backing off, with their remaining wait, for status pages and metrics. */
   snapshot(): { key: string; remainingMs: number; delayMs: number }[] {
     return [...this.entries].map(([key, e]) => ({ key, remainingMs: Math.max(0, e.until - this.now()), delayMs: e.delayMs }));
   }

@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
-import type { Coordination } from "../../server/coordination/coordination.js";
 import { Leases } from "../../server/coordination/leases.js";
 import { RedisConnection } from "../../server/coordination/redis-connection.js";
 import { SharedCollectionGuard } from "../../server/coordination/shared-collection-guard.js";
@@ -24,7 +23,7 @@ describe("the shared collection guard, through a real Redis", () => {
   /** A replica's guard, on a connection of its own. */
   const replica = async (id: string): Promise<SharedCollectionGuard> => {
     const connection = await RedisConnection.open({ url: redis.url, keyPrefix: "test:", commandTimeoutMs: 500 }, log);
-    const coordination: Coordination = { replicaId: id, redis: connection, leases: new Leases(connection, id), internal: { listen: "127.0.0.1:0", secret: "x".repeat(16) }, close: () => connection.close() };
+    const coordination = { replicaId: id, redis: connection, leases: new Leases(connection, id), internal: { listen: "127.0.0.1:0", secret: "x".repeat(16) }, close: () => connection.close() };
     const guard = new SharedCollectionGuard(coordination, OPTIONS, log);
     opened.push({ connection, guard });
     return guard;

@@ -105,6 +105,11 @@ export class S3Bucket {
   }
 
   async getBytes(path: string): Promise<Buffer | undefined> {
+    return (await this.getObject(path))?.bytes;
+  }
+
+  /** The object's bytes, with when it was last written. */
+  async getObject(path: string): Promise<{ bytes: Buffer; modified: Date } | undefined> {
     const answer = await this.get(path);
     if (answer === undefined || answer === "unsatisfiable") return undefined;
     const chunks: Buffer[] = [];
@@ -113,7 +118,7 @@ export class S3Bucket {
     } catch (err) {
       throw this.unavailable("GetObject", err);
     }
-    return Buffer.concat(chunks);
+    return { bytes: Buffer.concat(chunks), modified: answer.modified };
   }
 
   async put(path: string, body: Body): Promise<void> {

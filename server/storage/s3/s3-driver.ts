@@ -31,7 +31,10 @@ export class S3Driver implements StorageDriver {
   /** Empties the spool, loads the index with one walk of the bucket, and checks that S3 takes writes. */
   async initialise(): Promise<void> {
     await this.spool.initialise();
-    for await (const object of this.bucket.list("")) this.index.present(object.path, { size: object.size, modified: object.modified });
+    const since = this.index.mark();
+    for await (const object of this.bucket.list("")) this.index.listed(object.path, { size: object.size, modified: object.modified }, since);
+    // Keys another process wrote while this one could not hear of it are found by a walk.
+    this.index.onGapClosed(() => void this.reconcile().catch(() => {}));
     await this.probe();
     this.probeTimer = setInterval(() => void this.probe().catch(() => {}), PROBE_INTERVAL_MS).unref();
   }
@@ -43,10 +46,9 @@ export class S3Driver implements StorageDriver {
    */
   async reconcile(): Promise<number> {
     let added = 0;
+    const since = this.index.mark();
     for await (const object of this.bucket.list("")) {
-      if (this.index.lookup(object.path) !== undefined) continue;
-      this.index.present(object.path, { size: object.size, modified: object.modified });
-      added++;
+      if (this.index.listed(object.path, { size: object.size, modified: object.modified }, since)) added++;
     }
     return added;
   }
@@ -64,9 +66,9 @@ export class S3Driver implements StorageDriver {
     const known = this.index.lookup(path);
     if (known === "absent") return undefined;
     if (known) return known;
+    const since = this.index.mark();
     const info = await this.bucket.head(path);
-    if (info) this.index.present(path, info);
-    else this.index.absent(path);
+    this.index.answered(path, info, since);
     return info;
   }
 
@@ -79,9 +81,10 @@ export class S3Driver implements StorageDriver {
       const bytes = range ? cached.subarray(range.start, range.end + 1) : cached;
       return { info: known, stream: Readable.from([bytes], { objectMode: false }) };
     }
+    const since = this.index.mark();
     const answer = await this.bucket.get(path, range);
     if (answer === undefined) {
-      this.index.absent(path);
+      this.index.answered(path, undefined, since);
       return undefined;
     }
     if (answer === "unsatisfiable") {
@@ -89,7 +92,7 @@ export class S3Driver implements StorageDriver {
       return info && { info, stream: Readable.from([]) };
     }
     const info = { size: answer.size, modified: answer.modified };
-    if (!known) this.index.present(path, info);
+    if (!known) this.index.answered(path, info, since);
     return { info, stream: answer.body };
   }
 
@@ -99,17 +102,17 @@ export class S3Driver implements StorageDriver {
     if (known === "absent") return undefined;
     const cached = this.index.content(path);
     if (cached) return cached;
-    const bytes = await this.bucket.getBytes(path);
-    if (bytes === undefined) this.index.absent(path);
-    else this.index.present(path, { size: bytes.length, modified: known ? known.modified : new Date() }, bytes);
-    return bytes;
+    const since = this.index.mark();
+    const answer = await this.bucket.getObject(path);
+    this.index.answered(path, answer && { size: answer.bytes.length, modified: answer.modified }, since, answer?.bytes);
+    return answer?.bytes;
   }
 
   async writeSmall(path: string, data: Buffer | string): Promise<void> {
     checkPath(path);
     const bytes = typeof data === "string" ? Buffer.from(data) : data;
     await this.bucket.put(path, { length: bytes.length, open: () => bytes });
-    this.index.present(path, { size: bytes.length, modified: new Date() }, bytes);
+    await this.index.present(path, { size: bytes.length, modified: new Date() }, bytes);
   }
 
   /**
@@ -129,17 +132,17 @@ export class S3Driver implements StorageDriver {
     const info = await this.stat(from);
     if (!info) throw Object.assign(new Error(`no object at ${from} to move`), { code: "ENOENT" });
     await this.bucket.copy(from, to, info.size);
-    this.index.present(to, { size: info.size, modified: new Date() });
+    await this.index.present(to, { size: info.size, modified: new Date() });
     await this.delete(from);
   }
 
   async delete(path: string): Promise<void> {
     checkPath(path);
-    const paths = this.index.under(path);
-    if (this.index.lookup(path) === undefined) paths.push(path);
-    if (paths.length === 0) return;
-    await this.bucket.delete(paths);
-    for (const deleted of paths) this.index.absent(deleted);
+    const paths = new Set(this.index.under(path));
+    if (this.index.lookup(path) === undefined) paths.add(path);
+    if (paths.size === 0) return;
+    await this.bucket.delete([...paths]);
+    await Promise.all([...paths].map((deleted) => this.index.absent(deleted)));
   }
 
   async list(prefix: string): Promise<string[]> {

@@ -145,7 +145,7 @@ export class S3PendingObject implements PendingObject {
         else await this.uploadWhole(path, size);
       }
       this.state = "committed";
-      this.context.index.present(path, { size, modified: new Date() });
+      await this.context.index.present(path, { size, modified: new Date() });
     } catch (err) {
       this.state = "discarded";
       await this.abort().catch(() => {});

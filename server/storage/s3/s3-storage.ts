@@ -36,7 +36,7 @@ export async function openS3Storage(config: StorageConfig, sharing: StorageShari
   try {
     const traffic = new S3Traffic();
     const bucket = new S3Bucket(createS3Client(s3, traffic), s3.bucket, s3.prefix, { timeoutMs: s3.timeout, maxAttempts: s3.maxAttempts }, new S3Health(), traffic);
-    const driver = new S3Driver(bucket, new LocalObjectIndex(), new Spool(s3.spool.dir ?? join(config.root, "spool"), s3.spool.maxSize), s3.partSize);
+    const driver = new S3Driver(bucket, sharing.objectIndex ?? new LocalObjectIndex(), new Spool(s3.spool.dir ?? join(config.root, "spool"), s3.spool.maxSize), s3.partSize);
     await driver.initialise();
     const blobs = new BlobStore(driver, undefined, sharing.collectionGuard);
     const uploads = new S3UploadStore(driver, blobs, sharing.uploadLocks, sharing.sessionHashes);

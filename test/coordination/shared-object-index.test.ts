@@ -1,0 +1,100 @@
+import assert from "node:assert/strict";
+import { setTimeout as delay } from "node:timers/promises";
+import { after, before, describe, it } from "node:test";
+import { pushImage } from "../support/push-image.js";
+import { Replicas } from "../support/replicas.js";
+
+const ACCEPT = { accept: "application/vnd.oci.image.manifest.v1+json" };
+
+async function manifestDigest(url: string, repository: string, reference: string): Promise<string | number> {
+  const response = await fetch(`${url}/v2/${repository}/manifests/${reference}`, { headers: ACCEPT });
+  await response.arrayBuffer();
+  return response.status === 200 ? response.headers.get("docker-content-digest")! : response.status;
+}
+
+async function tags(url: string, repository: string): Promise<string[] | number> {
+  const response = await fetch(`${url}/v2/${repository}/tags/list`);
+  if (response.status !== 200) return response.status;
+  return ((await response.json()) as { tags: string[] }).tags;
+}
+
+describe("replicas sharing one bucket keep each other's object index true", () => {
+  let replicas: Replicas;
+  let a: string, b: string, c: string;
+
+  before(async () => {
+    replicas = await Replicas.start({ count: 3 });
+    [a, b, c] = replicas.urls;
+  });
+  after(() => replicas?.close());
+
+  it("serves on C what A pushed, and no longer what B deleted, after C had it warm", async () => {
+    const pushed = await pushImage(a, "team/app", "v1");
+    assert.equal(await manifestDigest(c, "team/app", "v1"), pushed.manifest, "C sees A's push");
+    assert.deepEqual(await tags(c, "team/app"), ["v1"]);
+    assert.equal(await manifestDigest(c, "team/app", pushed.manifest), pushed.manifest, "C has the manifest warm");
+
+    const deleted = await fetch(`${b}/v2/team/app/manifests/${pushed.manifest}`, { method: "DELETE" });
+    assert.equal(deleted.status, 202);
+    assert.equal(await manifestDigest(c, "team/app", pushed.manifest), 404, "C no longer serves the manifest B deleted");
+    assert.equal(await manifestDigest(c, "team/app", "v1"), 404, "nor the tag that named it");
+    assert.equal(await manifestDigest(a, "team/app", "v1"), 404, "nor does A, which pushed it");
+  });
+
+  it("serves on B a tag A moved, after B had the old one warm", async () => {
+    const first = await pushImage(a, "team/moving", "latest");
+    assert.equal(await manifestDigest(b, "team/moving", "latest"), first.manifest);
+    const second = await pushImage(a, "team/moving", "latest", undefined, { annotations: { moved: "yes" } });
+    assert.notEqual(second.manifest, first.manifest);
+    assert.equal(await manifestDigest(b, "team/moving", "latest"), second.manifest, "B follows the tag A moved");
+    assert.equal(await manifestDigest(c, "team/moving", "latest"), second.manifest);
+  });
+
+  it("lists on every replica a tag another one pushed, and answers a warm pull from memory", async () => {
+    await pushImage(c, "team/listed", "one");
+    await pushImage(b, "team/listed", "two");
+    for (const url of [a, b, c]) assert.deepEqual(await tags(url, "team/listed"), ["one", "two"], url);
+    for (const url of [a, b, c]) await manifestDigest(url, "team/listed", "one");
+    const before = await s3Requests(a);
+    for (let i = 0; i < 5; i++) await manifestDigest(a, "team/listed", "one");
+    assert.equal(await s3Requests(a), before, "a warm manifest pull on a replica costs no S3 request");
+  });
+
+  it("serves the store's truth while Redis is down, and hears the others again once it is back", async () => {
+    const pushed = await pushImage(a, "team/outage", "v1");
+    await replicas.redis.stop();
+    try {
+      await untilCoordinating(c, 0);
+      assert.equal(await manifestDigest(c, "team/outage", pushed.manifest), pushed.manifest, "C reads the manifest with Redis down");
+      assert.equal(await manifestDigest(c, "team/outage", "gone"), 404, "C finds the tag absent with Redis down");
+      assert.equal((await fetch(`${b}/v2/team/outage/manifests/${pushed.manifest}`, { method: "DELETE" })).status, 202, "B deletes with Redis down");
+      const moved = await pushImage(b, "team/outage", "gone");
+      assert.equal(await manifestDigest(c, "team/outage", pushed.manifest), 404, "C does not serve the bytes it held");
+      assert.equal(await manifestDigest(c, "team/outage", "gone"), moved.manifest, "C does not trust what it knew absent");
+    } finally {
+      await replicas.redis.restart();
+    }
+    await untilCoordinating(a, 1);
+    await untilCoordinating(c, 1);
+    const after = await pushImage(a, "team/outage", "v2");
+    await manifestDigest(c, "team/outage", "v2");
+    const moved = await pushImage(a, "team/outage", "v2", undefined, { annotations: { moved: "yes" } });
+    assert.notEqual(moved.manifest, after.manifest);
+    assert.equal(await manifestDigest(c, "team/outage", "v2"), moved.manifest, "C follows a tag moved after Redis came back");
+  });
+});
+
+/** Waits until a replica's berth_coordination_up is `up`. */
+async function untilCoordinating(url: string, up: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!new RegExp(`^berth_coordination_up ${up}$`, "m").test(await (await fetch(`${url}/metrics`)).text())) {
+    assert.ok(Date.now() < deadline, `berth_coordination_up never became ${up}`);
+    await delay(100);
+  }
+}
+
+/** The S3 reads (GetObject, HeadObject) a replica sent so far, from its /metrics: its idle write probe left out. */
+async function s3Requests(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return [...text.matchAll(/^berth_s3_requests_total\{operation="(GetObject|HeadObject)"\} (\d+)/gm)].reduce((sum, m) => sum + Number(m[2]), 0);
+}
