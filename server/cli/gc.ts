@@ -3,7 +3,7 @@ import { createLogger } from "../log.js";
 import { ContentCollector, type CollectionReport } from "../registry/content-collector.js";
 import { DeliveredBlobs } from "../registry/delivered-blobs.js";
 import { RepositoryMetadata } from "../storage/repository-metadata.js";
-import { openStorage } from "../storage/storage.js";
+import { openStorage } from "../storage/open-storage.js";
 import { formatBytes } from "../human-readable.js";
 import { OperationError } from "./cli-error.js";
 import { OFFLINE_OPTIONS, offlineConfig } from "./offline-config.js";

@@ -2,7 +2,7 @@ import type { Request, Response } from "express";
 import type { Digest } from "../reference/digest.js";
 import { RegistryError } from "../registry/errors.js";
 import type { Repository } from "../registry/registry.js";
-import type { UploadSession } from "../storage/upload-store.js";
+import type { UploadSession } from "../storage/uploads.js";
 import { isRepositoryName } from "../reference/repository-name.js";
 import { parseContentRange } from "./byte-range.js";
 import { sendEmpty } from "./responses.js";

@@ -5,7 +5,7 @@ import { SizeLimitError } from "../storage/size-limit-error.js";
 import type { ByteRange } from "../storage/driver.js";
 import type { Descriptor } from "../storage/repository-metadata.js";
 import type { Storage } from "../storage/storage.js";
-import { UploadInterruptedError, UploadOffsetError, UploadUnknownError, type UploadSession } from "../storage/upload-store.js";
+import { UploadInterruptedError, UploadOffsetError, UploadUnknownError, type UploadSession } from "../storage/uploads.js";
 import { RegistryError } from "./errors.js";
 import { distinctReferences, MAX_MANIFEST_BYTES, manifestTooLarge, parseManifest } from "./manifest.js";
 import type { BlobContent, BlobInfo, ManifestContent, ManifestReference, PutManifestResult, Repository } from "./registry.js";

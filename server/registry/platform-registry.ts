@@ -4,7 +4,7 @@ import type { BlobStore } from "../storage/blob-store.js";
 import type { SynthesizedIndexes } from "../storage/synthesized-indexes.js";
 import type { ByteRange } from "../storage/driver.js";
 import type { Descriptor } from "../storage/repository-metadata.js";
-import type { UploadSession } from "../storage/upload-store.js";
+import type { UploadSession } from "../storage/uploads.js";
 import { RegistryError, UpstreamDeniedError } from "./errors.js";
 import { DOCKER_MANIFEST_LIST, isIndexType, OCI_INDEX } from "./media-types.js";
 import { formatPlatform, selectPlatform, type Platform } from "./platform.js";

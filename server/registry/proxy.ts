@@ -5,7 +5,7 @@ import { Digest } from "../reference/digest.js";
 import type { ByteRange } from "../storage/driver.js";
 import type { Descriptor, RepositoryMetadata } from "../storage/repository-metadata.js";
 import type { Storage } from "../storage/storage.js";
-import type { UploadSession } from "../storage/upload-store.js";
+import type { UploadSession } from "../storage/uploads.js";
 import type { UpstreamBackoff } from "../upstream/backoff.js";
 import { ELSEWHERE, type ClusterLookups } from "./cluster-lookups.js";
 import type { TagListCache } from "./tag-list-cache.js";

@@ -2,7 +2,7 @@ import type { Readable } from "node:stream";
 import type { Digest } from "../reference/digest.js";
 import type { ByteRange, ObjectStream } from "../storage/driver.js";
 import type { Descriptor } from "../storage/repository-metadata.js";
-import type { UploadSession } from "../storage/upload-store.js";
+import type { UploadSession } from "../storage/uploads.js";
 
 /** A manifest reference as a client sent it: a tag, or a digest that pins content. */
 export type ManifestReference = { tag: string; digest?: undefined } | { digest: Digest; tag?: undefined };

@@ -1,4 +1,3 @@
-import type { StorageConfig } from "../../config/storage-schema.js";
 import { BlobHolders } from "./blob-holders.js";
 import { BlobStore } from "./blob-store.js";
 import type { CollectionGuard } from "./collection-guard.js";
@@ -6,12 +5,21 @@ import type { StorageDriver } from "./driver.js";
 import { FilesystemDriver } from "./filesystem-driver.js";
 import { RepositoryMetadata } from "./repository-metadata.js";
 import type { ObjectIndex } from "./s3/object-index.js";
-import { openS3Storage, type S3Storage } from "./s3/s3-storage.js";
+import type { MultipartCollector } from "./s3/multipart-collector.js";
+import type { S3Driver } from "./s3/s3-driver.js";
+import type { S3Traffic } from "./s3/s3-traffic.js";
 import { SynthesizedIndexes } from "./synthesized-indexes.js";
 import type { SessionHashes } from "./session-hashes.js";
 import type { UploadLocks } from "./upload-locks.js";
 import { UploadStore } from "./upload-store.js";
 import type { Uploads } from "./uploads.js";
+
+/** What driver s3 adds to a Storage: its traffic counters and the collection of abandoned multipart uploads. */
+export interface S3Storage {
+  driver: S3Driver;
+  traffic: S3Traffic;
+  multipart: MultipartCollector;
+}
 
 /** Everything berth keeps, built on one driver. */
 export interface Storage {
@@ -42,11 +50,6 @@ export interface StorageSharing {
   collectionGuard?: CollectionGuard;
   /** The index of the bucket's objects, which the replicas keep up to date for each other (driver s3). */
   objectIndex?: ObjectIndex;
-}
-
-/** The storage `storage.driver` names. */
-export async function openStorage(config: StorageConfig, sharing: StorageSharing = {}): Promise<Storage> {
-  return config.driver === "s3" ? openS3Storage(config, sharing) : openFilesystemStorage(config.root, sharing.collectionGuard);
 }
 
 export async function openFilesystemStorage(root: string, guard?: CollectionGuard): Promise<Storage> {

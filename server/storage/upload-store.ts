@@ -6,22 +6,7 @@ import { Digest } from "../reference/digest.js";
 import { BlobStore, DigestMismatchError } from "./blob-store.js";
 import { MeteredChunks } from "./metered-chunks.js";
 import type { StorageDriver } from "./driver.js";
-import type { Uploads } from "./uploads.js";
-
-export interface UploadSession {
-  id: string;
-  repository: string;
-  /** Bytes received so far. */
-  size: number;
-  startedAt: string;
-}
-
-/** Raised when a chunk does not start where the upload currently ends. */
-export class UploadOffsetError extends Error {
-  constructor(readonly size: number) {
-    super(`upload is at ${size} bytes`);
-  }
-}
+import { UploadInterruptedError, UploadOffsetError, UploadUnknownError, type Uploads, type UploadSession } from "./uploads.js";
 
 interface RunningHash {
   hash: Hash;
@@ -165,23 +150,6 @@ export class UploadStore implements Uploads {
   }
 }
 
-/** Raised when a chunk's source failed part-way; the bytes that arrived were kept. */
-export class UploadInterruptedError extends Error {
-  constructor(
-    readonly size: number,
-    cause: unknown,
-  ) {
-    super(`chunk cut off; upload is at ${size} bytes`, { cause });
-  }
-}
-
-export class UploadUnknownError extends Error {
-  constructor(readonly id: string) {
-    super(`upload ${id} unknown`);
-  }
-}
-
-/** A source's chunks, ending quietly where the source fails; `failure` then holds why. */
 /** A chunk's source, ending where it failed instead of failing: the bytes that arrived are kept. */
 export class UntilFailure {
   failure?: unknown;

@@ -7,7 +7,7 @@ import { CreateMultipartUploadCommand, HeadObjectCommand, ListMultipartUploadsCo
 import { Digest } from "../../server/reference/digest.js";
 import { BlobStore, DigestMismatchError } from "../../server/storage/blob-store.js";
 import { RepositoryMetadata } from "../../server/storage/repository-metadata.js";
-import type { S3Storage } from "../../server/storage/s3/s3-storage.js";
+import type { S3Storage } from "../../server/storage/storage.js";
 import { StorageUnavailableError } from "../../server/storage/storage-unavailable-error.js";
 import { FaultProxy } from "../support/fault-proxy.js";
 import { openTestStorage, type TestStorage } from "../support/storage-drivers.js";

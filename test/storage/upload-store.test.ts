@@ -6,7 +6,7 @@ import { Digest } from "../../server/reference/digest.js";
 import { DigestMismatchError } from "../../server/storage/blob-store.js";
 import { SizeLimitError } from "../../server/storage/size-limit-error.js";
 import type { Storage } from "../../server/storage/storage.js";
-import { UploadInterruptedError, UploadOffsetError, UploadUnknownError } from "../../server/storage/upload-store.js";
+import { UploadInterruptedError, UploadOffsetError, UploadUnknownError } from "../../server/storage/uploads.js";
 import { openTestStorage, STORAGE_DRIVERS, type TestStorage } from "../support/storage-drivers.js";
 
 const data = randomBytes(300 * 1024);

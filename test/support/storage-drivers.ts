@@ -3,7 +3,8 @@ import { join } from "node:path";
 import { ListMultipartUploadsCommand } from "@aws-sdk/client-s3";
 import type { StorageConfig } from "../../config/storage-schema.js";
 import { storageSchema } from "../../config/storage-schema.js";
-import { openStorage, type Storage } from "../../server/storage/storage.js";
+import { openStorage } from "../../server/storage/open-storage.js";
+import type { Storage } from "../../server/storage/storage.js";
 import { createBucket, rawS3Client, s3StorageConfig, swiftS3 } from "./swift-s3.js";
 import { makeTempDir, type TempDir } from "./temp-dir.js";
 

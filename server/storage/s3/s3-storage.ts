@@ -6,7 +6,7 @@ import { BlobHolders } from "../blob-holders.js";
 import { BlobStore } from "../blob-store.js";
 import { RepositoryMetadata } from "../repository-metadata.js";
 import { RootLease } from "../root-lease.js";
-import type { Storage, StorageSharing } from "../storage.js";
+import type { S3Storage, Storage, StorageSharing } from "../storage.js";
 import { SynthesizedIndexes } from "../synthesized-indexes.js";
 import { MultipartCollector } from "./multipart-collector.js";
 import { LocalObjectIndex } from "./object-index.js";
@@ -17,13 +17,6 @@ import { S3Health } from "./s3-health.js";
 import { S3Traffic } from "./s3-traffic.js";
 import { S3UploadStore } from "./s3-upload-store.js";
 import { Spool } from "./spool.js";
-
-/** What driver s3 adds to a Storage: its traffic counters and the collection of abandoned multipart uploads. */
-export interface S3Storage {
-  driver: S3Driver;
-  traffic: S3Traffic;
-  multipart: MultipartCollector;
-}
 
 /**
  * Storage on an S3 bucket. The local root keeps what is per process (the spool, token signing

@@ -1,7 +1,7 @@
 import { setTimeout as delay } from "node:timers/promises";
-import { ELSEWHERE, type ClusterLookups } from "../registry/cluster-lookups.js";
-import type { Fallbacks } from "./fallbacks.js";
-import type { Leases } from "./leases.js";
+import { ELSEWHERE, type ClusterLookups } from "./cluster-lookups.js";
+import type { Fallbacks } from "../coordination/fallbacks.js";
+import type { Leases } from "../coordination/leases.js";
 
 /** A lookup's lease lives this long unless renewed: how long waiters stall when its replica dies. */
 const LEASE_TTL_MS = 10_000;

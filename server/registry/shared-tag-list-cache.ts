@@ -1,6 +1,6 @@
-import { LocalTagListCache, TAG_LIST_TTL_MS, type TagListCache } from "../registry/tag-list-cache.js";
-import type { Fallbacks } from "./fallbacks.js";
-import type { RedisConnection } from "./redis-connection.js";
+import { LocalTagListCache, TAG_LIST_TTL_MS, type TagListCache } from "./tag-list-cache.js";
+import type { Fallbacks } from "../coordination/fallbacks.js";
+import type { RedisConnection } from "../coordination/redis-connection.js";
 
 /**
  * The upstream tag lists of replicas: one replica's answer serves all of them for
