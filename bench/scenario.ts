@@ -21,7 +21,7 @@ export interface BenchSizes {
   connectionSeconds: number;
   /** The bandwidth of each replica's own simulated NIC, when scale-out is measured. */
   replicaNicBytesPerSecond: number;
-  /** Layer sizes of the image a simulated rollout pulls (1 GiB in all), and how many nodes pull it. */
+  /** Layer sizes of the image a simulated rollout pulls (256 MiB in all: 100 nodes then move 25 GiB through the replicas), and how many nodes pull it. */
   rolloutLayers: number[];
   rolloutClients: number;
 }
@@ -42,7 +42,7 @@ export const FULL_SIZES: BenchSizes = {
   connections: 1000,
   connectionSeconds: 60,
   replicaNicBytesPerSecond: 50 * MiB,
-  rolloutLayers: [256, 256, 256, 128, 128].map((n) => n * MiB),
+  rolloutLayers: [64, 64, 64, 32, 32].map((n) => n * MiB),
   rolloutClients: 100,
 };
 

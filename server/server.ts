@@ -16,6 +16,7 @@ import { createAdminRoutes } from "./http/admin-routes.js";
 import { createApp } from "./http/app.js";
 import { cutStalledClients, serverTimeoutOptions } from "./http/client-timeouts.js";
 import { InternalListener } from "./http/internal-listener.js";
+import { listenOn } from "./http/listen.js";
 import { createMetricsRoute } from "./http/metrics-route.js";
 import { createStatusPage } from "./http/status-page.js";
 import { createTokenRoutes } from "./http/token-routes.js";
@@ -139,14 +140,7 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
     if (closing) res.setHeader("Connection", "close");
     res.once("close", () => inFlight.delete(res));
   });
-  const [host, port] = splitHostPort(config.listen);
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
+  await listenOn(server, config.listen);
   const address = server.address() as AddressInfo;
   const url = `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`;
   const admissionListener = admission?.listener
@@ -284,10 +278,4 @@ function sharedStorage(config: CoordinationConfig, coordination: Coordination, l
 
 function probed(fallback: ArchFallbackConfig): readonly string[] {
   return fallback.enabled ? fallback.architectures : [];
-}
-
-export function splitHostPort(listen: string): [string, number] {
-  const index = listen.lastIndexOf(":");
-  const host = listen.slice(0, index).replace(/^\[(.*)\]$/, "$1");
-  return [host, Number(listen.slice(index + 1))];
 }

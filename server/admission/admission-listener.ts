@@ -7,6 +7,7 @@ import express from "express";
 import { ConfigError } from "../../config/load.js";
 import type { Logger } from "../log.js";
 import { failureStatus } from "./admission-review.js";
+import { listenOn } from "../http/listen.js";
 
 /** How often the certificate files are checked for a renewed pair (a cert-manager Secret update). */
 const CERTIFICATE_CHECK_MS = 60_000;
@@ -66,15 +67,7 @@ export class AdmissionListener {
       const files = options.clientCAFile ? `${options.tlsCertFile}, ${options.tlsKeyFile} and ${options.clientCAFile} are not a usable certificate, key and client CA` : `${options.tlsCertFile} and ${options.tlsKeyFile} are not a usable certificate and key`;
       throw new ConfigError(`admission: ${files}: ${(err as Error).message}`);
     }
-    const index = options.listen.lastIndexOf(":");
-    const host = options.listen.slice(0, index).replace(/^\[(.*)\]$/, "$1");
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(Number(options.listen.slice(index + 1)), host, () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
+    await listenOn(server, options.listen);
     const address = server.address() as AddressInfo;
     const url = `https://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`;
     log.info({ url }, "admission webhook serving over HTTPS");

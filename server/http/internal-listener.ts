@@ -9,6 +9,7 @@ import type { Fill } from "../registry/blob-fill.js";
 import { FILLS_PATH, fillFailure, type PeerFillState } from "../registry/fill-peers.js";
 import { UpstreamError } from "../upstream/upstream-error.js";
 import { parseRangeHeader } from "./byte-range.js";
+import { listenOn } from "./listen.js";
 
 /** The fills a replica leads for the others. */
 export interface ServedFills {
@@ -59,15 +60,7 @@ export class InternalListener {
     });
     // A transfer may wait on the upstream for as long as a client's would.
     server.requestTimeout = 0;
-    const index = options.listen.lastIndexOf(":");
-    const host = options.listen.slice(0, index).replace(/^\[(.*)\]$/, "$1");
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(Number(options.listen.slice(index + 1)), host, () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
+    await listenOn(server, options.listen);
     const url = options.url ?? derivedUrl(server.address() as AddressInfo, env);
     log.info({ listen: options.listen, url }, "internal port serving the other replicas");
     listener = new InternalListener(server, url);

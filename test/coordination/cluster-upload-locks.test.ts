@@ -17,9 +17,8 @@ describe("upload session locks shared through a real Redis", () => {
 
   before(async () => {
     redis = await RedisServer.start();
-    const options = { url: redis.url, keyPrefix: "test:", commandTimeoutMs: 500 };
-    a = await RedisConnection.open(options, log);
-    b = await RedisConnection.open(options, log);
+    a = await redis.connect();
+    b = await redis.connect();
   });
   after(async () => {
     await a?.close();

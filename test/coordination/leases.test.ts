@@ -3,10 +3,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import { Leases } from "../../server/coordination/leases.js";
 import { RedisConnection } from "../../server/coordination/redis-connection.js";
-import { createLogger } from "../../server/log.js";
 import { RedisServer } from "../support/redis-server.js";
-
-const log = createLogger("silent");
 
 describe("leases through a real Redis", () => {
   let redis: RedisServer;
@@ -15,9 +12,8 @@ describe("leases through a real Redis", () => {
 
   before(async () => {
     redis = await RedisServer.start();
-    const options = { url: redis.url, keyPrefix: "test:", commandTimeoutMs: 500 };
-    a = await RedisConnection.open(options, log);
-    b = await RedisConnection.open(options, log);
+    a = await redis.connect();
+    b = await redis.connect();
   });
   after(async () => {
     await a?.close();

@@ -22,7 +22,7 @@ describe("the shared collection guard, through a real Redis", () => {
 
   /** A replica's guard, on a connection of its own. */
   const replica = async (id: string): Promise<SharedCollectionGuard> => {
-    const connection = await RedisConnection.open({ url: redis.url, keyPrefix: "test:", commandTimeoutMs: 500 }, log);
+    const connection = await redis.connect();
     const coordination = { replicaId: id, redis: connection, leases: new Leases(connection, id), internal: { listen: "127.0.0.1:0", secret: "x".repeat(16) }, close: () => connection.close() };
     const guard = new SharedCollectionGuard(coordination, OPTIONS, log);
     opened.push({ connection, guard });

@@ -1,5 +1,7 @@
 import { createServer } from "node:net";
 import { join } from "node:path";
+import { createLogger } from "../../server/log.js";
+import { RedisConnection } from "../../server/coordination/redis-connection.js";
 import { Daemon } from "./daemon.js";
 import { makeTempDir, type TempDir } from "./temp-dir.js";
 
@@ -32,6 +34,11 @@ export class RedisServer {
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
+  }
+
+  /** A connection as a replica opens one (keys under `test:`, commands given 500 ms), for tests that act as replicas themselves. */
+  connect(): Promise<RedisConnection> {
+    return RedisConnection.open({ url: this.url, keyPrefix: "test:", commandTimeoutMs: 500 }, createLogger("silent"));
   }
 
   async stop(): Promise<void> {
