@@ -66,6 +66,9 @@ describe("replicas sharing one bucket keep each other's object index true", () =
     try {
       await untilCoordinating(c, 0);
       assert.equal(await manifestDigest(c, "team/outage", pushed.manifest), pushed.manifest, "C reads the manifest with Redis down");
+      const reads = await s3Reads(c);
+      assert.equal(await manifestDigest(c, "team/outage", pushed.manifest), pushed.manifest);
+      assert.equal(await s3Reads(c, "GetObject"), reads.get("GetObject")! + 1, "with Redis down C asks S3 for the link (another replica may have deleted it), not for the manifest's bytes, which never change");
       assert.equal(await manifestDigest(c, "team/outage", "gone"), 404, "C finds the tag absent with Redis down");
       assert.equal((await fetch(`${b}/v2/team/outage/manifests/${pushed.manifest}`, { method: "DELETE" })).status, 202, "B deletes with Redis down");
       const moved = await pushImage(b, "team/outage", "gone");
@@ -91,6 +94,15 @@ async function untilCoordinating(url: string, up: number): Promise<void> {
     assert.ok(Date.now() < deadline, `berth_coordination_up never became ${up}`);
     await delay(100);
   }
+}
+
+/** A replica's S3 reads so far, by operation (or of one operation), from its /metrics. */
+async function s3Reads(url: string): Promise<Map<string, number>>;
+async function s3Reads(url: string, operation: string): Promise<number>;
+async function s3Reads(url: string, operation?: string): Promise<Map<string, number> | number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const counts = new Map([...text.matchAll(/^berth_s3_requests_total\{operation="(GetObject|HeadObject)"\} (\d+)/gm)].map((m) => [m[1], Number(m[2])]));
+  return operation === undefined ? counts : (counts.get(operation) ?? 0);
 }
 
 /** The S3 reads (GetObject, HeadObject) a replica sent so far, from its /metrics: its idle write probe left out. */

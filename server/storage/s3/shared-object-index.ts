@@ -12,6 +12,12 @@ export interface ReplicaChannel {
   onChange(listener: (subscribed: boolean) => void): void;
 }
 
+/**
+ * Objects stored under their digest: their bytes never change, and only collection deletes
+ * them, which pauses while Redis is down. Held bytes of these are served even then.
+ */
+const CONTENT_ADDRESSED = /^blobs\/[a-z0-9]+\/[0-9a-f]{2}\/[0-9a-f]+$/;
+
 /** One change as published: [path, size, modified ms] for a write, [path] for a delete. */
 type Change = [path: string, size: number, modified: number] | [path: string];
 
@@ -21,7 +27,8 @@ type Change = [path: string, size: number, modified: number] | [path: string];
  * record it as theirs (a write with its size but not its bytes: the next read fetches them).
  * So warm reads still cost no request. While the channel is not subscribed (Redis down, a
  * reconnect, a silent subscription) another process's change may go unheard: the index then
- * serves neither "absent" nor held bytes (reads ask the store, which is the truth), and when
+ * serves neither "absent" nor held bytes but those of content-addressed objects (reads ask the
+ * store, which is the truth), and when
  * the channel turns, either way, it forgets both, with every answer to a request sent before;
  * once subscribed again, the keys written unheard are added by a walk of the bucket (onGapClosed).
  */
@@ -51,7 +58,7 @@ export class SharedObjectIndex implements ObjectIndex {
   }
 
   content(path: string): Buffer | undefined {
-    return this.channel.subscribed ? this.memory.content(path) : undefined;
+    return this.channel.subscribed || CONTENT_ADDRESSED.test(path) ? this.memory.content(path) : undefined;
   }
 
   present(path: string, info: IndexedObject, content?: Buffer): Promise<void> {
