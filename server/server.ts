@@ -74,13 +74,8 @@ export interface Berth {
 }
 
 export async function startBerth(config: BerthConfig, log: Logger): Promise<Berth> {
-  const coordination = config.coordination && (await openCoordination(config.coordination, log));
-  const sharing = coordination ? sharedStorage(config.coordination!, coordination, log) : {};
-  const storage = await openStorage(config.storage, sharing).catch(async (err: unknown) => {
-    await sharing.collectionGuard?.close();
-    await coordination?.close();
-    throw err;
-  });
+  const opened = await openReplicaStorage(config, log);
+  const { storage, coordination } = opened;
   const backoff = coordination ? new SharedUpstreamBackoff(coordination.redis, coordination.channel("upstream-backoff"), coordination.replicaId, coordination.fallbacks) : new LocalUpstreamBackoff();
   // Behind a parent, the status page shows where each upstream is fetched from: the parent.
   const reached = config.upstreams.map((upstream) => ({ host: upstream.host, url: config.cluster.parent ?? upstream.url }));
@@ -178,9 +173,7 @@ export async function startBerth(config: BerthConfig, log: Logger): Promise<Bert
       await auth.close();
       await admissionClosed;
       await storage.blobs.usage.save().catch((err: unknown) => log.warn({ err }, "could not save blob access times"));
-      await storage.close();
-      await sharing.collectionGuard?.close();
-      await coordination?.close();
+      await opened.close();
     },
   };
 }
@@ -262,6 +255,39 @@ function coordinationStatus(coordination: Coordination): CoordinationStatus {
 
 /** The viewer of requests that reach an upstream with berth's own credentials (or none). */
 const BERTH_VIEWER = "berth";
+
+/** The storage `config` names and, with `coordination` configured, what it shares with the other replicas. */
+export interface ReplicaStorage {
+  storage: Storage;
+  coordination?: Coordination;
+  /** Closes the storage, then what it shares through (the collection guard, the coordination). */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the storage as this replica uses it: on its own, or with `coordination` configured
+ * sharing upload sessions, collection and the object index with the replicas on the same bucket.
+ */
+export async function openReplicaStorage(config: Pick<BerthConfig, "storage" | "coordination">, log: Logger): Promise<ReplicaStorage> {
+  const coordination = config.coordination && (await openCoordination(config.coordination, log));
+  const sharing = coordination ? sharedStorage(config.coordination!, coordination, log) : {};
+  const closeSharing = async () => {
+    await sharing.collectionGuard?.close();
+    await coordination?.close();
+  };
+  const storage = await openStorage(config.storage, sharing).catch(async (err: unknown) => {
+    await closeSharing();
+    throw err;
+  });
+  return {
+    storage,
+    ...(coordination ? { coordination } : {}),
+    close: async () => {
+      await storage.close();
+      await closeSharing();
+    },
+  };
+}
 
 /**
  * What replicas sharing one bucket share of the storage: upload sessions, taken by any of them,

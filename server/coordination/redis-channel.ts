@@ -7,6 +7,8 @@ import type { RedisConnection } from "./redis-connection.js";
 const HEARTBEAT_MS = 1000;
 /** A subscription that heard none of its own heartbeats for this long is treated as broken. */
 const SILENCE_MS = 5000;
+/** Starts the body of a replica's message to itself that marks how far its subscription has caught up. */
+const CATCH_UP = "\u0000catch-up ";
 
 /**
  * A Redis pub/sub channel the replicas share: what one replica publishes reaches every other
@@ -29,6 +31,9 @@ export class RedisChannel {
   private unheardSince?: number;
   private readonly heartbeat: NodeJS.Timeout;
   private readonly messageListeners = new Set<(message: string) => void>();
+  /** Callers of caughtUp() waiting for their marker to come back, by marker. */
+  private readonly catchingUp = new Map<number, () => void>();
+  private markers = 0;
   private readonly stateListeners = new Set<(subscribed: boolean) => void>();
 
   constructor(
@@ -63,6 +68,21 @@ export class RedisChannel {
     await this.redis.client.publish(this.channel, `${this.instance} ${message}`);
   }
 
+  /**
+   * Resolves once every message Redis took before this call has reached this replica's
+   * listeners: a marker published now comes back after them, as Redis delivers a channel's
+   * messages in order. Resolves at once while not subscribed (nothing heard then is trusted),
+   * and when the subscription breaks or Redis does not take the marker.
+   */
+  caughtUp(): Promise<void> {
+    if (!this.listening) return Promise.resolve();
+    const marker = ++this.markers;
+    return new Promise((resolve) => {
+      this.catchingUp.set(marker, resolve);
+      this.publish(`${CATCH_UP}${marker}`).catch(() => this.caughtUpTo(marker));
+    });
+  }
+
   /** Called with every message another replica publishes. */
   onMessage(listener: (message: string) => void): void {
     this.messageListeners.add(listener);
@@ -75,6 +95,7 @@ export class RedisChannel {
 
   async close(): Promise<void> {
     clearInterval(this.heartbeat);
+    this.caughtUpTo(Infinity);
     this.messageListeners.clear();
     this.stateListeners.clear();
     this.subscriber.disconnect(false);
@@ -94,12 +115,13 @@ export class RedisChannel {
 
   private received(message: string): void {
     const space = message.indexOf(" ");
+    const body = message.slice(space + 1);
     if (message.slice(0, space) === this.instance) {
       this.unheardSince = undefined;
+      if (body.startsWith(CATCH_UP)) this.caughtUpTo(Number(body.slice(CATCH_UP.length)));
       return;
     }
-    const body = message.slice(space + 1);
-    if (body === "") return; // another replica's heartbeat
+    if (body === "" || body.startsWith(CATCH_UP)) return; // another replica's heartbeat or marker
     for (const listener of this.messageListeners) listener(body);
   }
 
@@ -120,9 +142,20 @@ export class RedisChannel {
     });
   }
 
+  /** Releases the callers of caughtUp() whose marker is `marker` or an earlier one. */
+  private caughtUpTo(marker: number): void {
+    for (const [waiting, resolve] of this.catchingUp) {
+      if (waiting > marker) continue;
+      this.catchingUp.delete(waiting);
+      resolve();
+    }
+  }
+
   private set(listening: boolean): void {
     if (listening === this.listening) return;
     this.listening = listening;
+    // A marker sent on a subscription now broken may never come back.
+    if (!listening) this.caughtUpTo(Infinity);
     for (const listener of this.stateListeners) listener(listening);
   }
 }

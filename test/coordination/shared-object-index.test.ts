@@ -1,8 +1,18 @@
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
+import pino from "pino";
+import { coordinationSchema } from "../../config/coordination-schema.js";
+import { storageSchema } from "../../config/storage-schema.js";
+import { openReplicaStorage, type ReplicaStorage } from "../../server/server.js";
 import { pushImage } from "../support/push-image.js";
+import { RedisServer } from "../support/redis-server.js";
 import { Replicas } from "../support/replicas.js";
+import { createBucket, s3StorageConfig, swiftS3 } from "../support/swift-s3.js";
+import { makeTempDir, type TempDir } from "../support/temp-dir.js";
 
 const ACCEPT = { accept: "application/vnd.oci.image.manifest.v1+json" };
 
@@ -109,4 +119,69 @@ async function s3Reads(url: string, operation?: string): Promise<Map<string, num
 async function s3Requests(url: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
   return [...text.matchAll(/^berth_s3_requests_total\{operation="(GetObject|HeadObject)"\} (\d+)/gm)].reduce((sum, m) => sum + Number(m[2]), 0);
+}
+
+/**
+ * Two replicas' storage in this process, opened as berth opens it: a change's publish returns
+ * before the other replica heard it, so the other is read at once, before its subscription could
+ * be read, as a client told "deleted" by one replica asks another.
+ */
+describe("a replica asked right after another replica's change answers with the change", () => {
+  let redis: RedisServer;
+  let work: TempDir;
+  let a: ReplicaStorage, b: ReplicaStorage;
+
+  before(async () => {
+    redis = await RedisServer.start();
+    work = await makeTempDir("object-index-at-once");
+    const s3 = await swiftS3();
+    const bucket = await createBucket(s3);
+    const secretFile = join(work.path, "internal-secret");
+    await writeFile(secretFile, randomBytes(24).toString("hex"), { mode: 0o600 });
+    const open = (id: string) =>
+      openReplicaStorage(
+        {
+          storage: storageSchema.parse({ driver: "s3", root: join(work.path, id), s3: s3StorageConfig(s3, bucket) }),
+          coordination: coordinationSchema.parse({ redis: { url: redis.url }, replicaId: id, internal: { listen: "127.0.0.1:0", secretFile } }),
+        },
+        pino({ level: "silent" }),
+      );
+    [a, b] = await Promise.all([open("a"), open("b")]);
+    await untilSubscribed(a, b);
+  });
+  after(async () => {
+    await Promise.all([a?.close(), b?.close()]);
+    await redis?.close();
+    await work?.remove();
+  });
+
+  it("no longer serves bytes it held once the other replica's delete returned", async () => {
+    for (let i = 0; i < 20; i++) {
+      const path = `at-once/deleted-${i}`;
+      await a.storage.driver.writeSmall(path, "record");
+      assert.equal((await b.storage.driver.readSmall(path))?.toString(), "record", "B holds the bytes");
+      await a.storage.driver.delete(path);
+      assert.equal(await b.storage.driver.readSmall(path), undefined, `B read right after A's delete (${i})`);
+      assert.equal(await b.storage.driver.stat(path), undefined);
+    }
+  });
+
+  it("no longer answers absent once the other replica's write returned", async () => {
+    for (let i = 0; i < 20; i++) {
+      const path = `at-once/written-${i}`;
+      assert.equal(await b.storage.driver.readSmall(path), undefined, "B knows the key absent");
+      await a.storage.driver.writeSmall(path, "record");
+      assert.equal((await b.storage.driver.readSmall(path))?.toString(), "record", `B read right after A's write (${i})`);
+      assert.ok((await b.storage.driver.list("at-once")).includes(`written-${i}`), "B lists it");
+    }
+  });
+});
+
+/** Waits until both replicas' object index channels are subscribed (before that, they trust no memory). */
+async function untilSubscribed(...replicas: ReplicaStorage[]): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!replicas.every((replica) => replica.coordination!.up)) {
+    assert.ok(Date.now() < deadline, "the replicas never subscribed");
+    await delay(20);
+  }
 }

@@ -10,5 +10,6 @@ import "./pull-manifests.test.js";
 import "./push-blobs-chunked.test.js";
 import "./push-blobs-monolithic.test.js";
 import "./push-manifests.test.js";
+import "./push-tags.test.js";
 import "./referrers.test.js";
 import "./tags-and-catalog.test.js";

@@ -8,6 +8,7 @@ import type supertest from "supertest";
 import { MAX_TAGS_PER_PUSH } from "../../server/http/manifest-handlers.js";
 import { HOSTED_ROOT } from "../../server/storage/repository-metadata.js";
 import { startHostedApp, type HostedApp } from "../support/hosted-app.js";
+import { testStorageDriver } from "../support/storage-drivers.js";
 import { OCI_MANIFEST, blob, errorCode, imageManifest, pushBlob, putManifest, rawBytes, uniqueConfig, type Content, type Manifest } from "./oci-fixtures.js";
 
 const NAME = "push/tag-params";
@@ -126,17 +127,21 @@ describe("pushing a manifest with ?tag= parameters", () => {
     assert.equal(byTag.headers["docker-content-digest"], image.digest, "a tag carries no digest to match: sha256");
   });
 
-  it("moves every tag or none: when one tag cannot be written, those already moved are put back", async () => {
-    const previous = freshImage();
-    await putManifest(app, NAME, `${previous.digest}?tag=atomic-a`, previous.bytes, OCI_MANIFEST).expect(201);
-    // A storage fault on the second tag's record: a directory where its file must go.
-    await mkdir(join(app.root, HOSTED_ROOT, NAME, "_tags", "atomic-b"), { recursive: true });
-    await writeFile(join(app.root, HOSTED_ROOT, NAME, "_tags", "atomic-b", "blocker"), "");
+  // The fault is a directory where a tag's record file goes: only a filesystem store can be given
+  // one (a bucket holds a key and keys under it side by side), so the suites on S3 leave it out.
+  if (testStorageDriver() === "filesystem") {
+    it("moves every tag or none: when one tag cannot be written, those already moved are put back", async () => {
+      const previous = freshImage();
+      await putManifest(app, NAME, `${previous.digest}?tag=atomic-a`, previous.bytes, OCI_MANIFEST).expect(201);
+      // A storage fault on the second tag's record: a directory where its file must go.
+      await mkdir(join(app.root, HOSTED_ROOT, NAME, "_tags", "atomic-b"), { recursive: true });
+      await writeFile(join(app.root, HOSTED_ROOT, NAME, "_tags", "atomic-b", "blocker"), "");
 
-    const image = freshImage();
-    const res = await putManifest(app, NAME, `${image.digest}?tag=atomic-a&tag=atomic-b&tag=atomic-c`, image.bytes, OCI_MANIFEST);
-    assert.ok(res.status >= 500, `a storage failure is the registry's: ${res.status}`);
-    assert.equal(await tagOf("atomic-a"), previous.digest, "the tag moved first is put back");
-    assert.equal(await tagOf("atomic-c"), undefined, "the tag after the failure was never set");
-  });
+      const image = freshImage();
+      const res = await putManifest(app, NAME, `${image.digest}?tag=atomic-a&tag=atomic-b&tag=atomic-c`, image.bytes, OCI_MANIFEST);
+      assert.ok(res.status >= 500, `a storage failure is the registry's: ${res.status}`);
+      assert.equal(await tagOf("atomic-a"), previous.digest, "the tag moved first is put back");
+      assert.equal(await tagOf("atomic-c"), undefined, "the tag after the failure was never set");
+    });
+  }
 });

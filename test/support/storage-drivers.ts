@@ -14,10 +14,19 @@ export type StorageDriverKind = (typeof STORAGE_DRIVERS)[number];
 
 /**
  * The driver suites that run berth use: filesystem, or s3 when the run sets
- * BERTH_TEST_STORAGE=s3 (the `on-s3.test.ts` files do, to run a whole suite again on S3).
+ * BERTH_TEST_STORAGE=s3 (the `on-s3.test.ts` files do, to run a whole suite again on S3) or
+ * BERTH_TEST_STORAGE=replicas (see testReplicas()).
  */
 export function testStorageDriver(): StorageDriverKind {
-  return process.env.BERTH_TEST_STORAGE === "s3" ? "s3" : "filesystem";
+  return process.env.BERTH_TEST_STORAGE === "s3" || testReplicas() ? "s3" : "filesystem";
+}
+
+/**
+ * Whether the suites that run berth run it as replicas on one bucket (BERTH_TEST_STORAGE=replicas,
+ * set by the `on-replicas.test.ts` files): startHostedApp() then serves three of them.
+ */
+export function testReplicas(): boolean {
+  return process.env.BERTH_TEST_STORAGE === "replicas";
 }
 
 /** A store of one driver kind, for a test. */
@@ -69,15 +78,7 @@ async function open(kind: StorageDriverKind, dir: TempDir, config: Record<string
     config,
     leftovers: async () => {
       if (kind === "filesystem") return (await readdir(join(dir.path, "_tmp"))).map((name) => `_tmp/${name}`);
-      // Upload sessions keep local copies of their tails in spool/uploads/: session state, not writes in flight.
-      const spool = (await readdir(join(dir.path, "spool"), { withFileTypes: true })).filter((e) => e.isFile()).map((e) => `spool/${e.name}`);
-      const client = rawS3Client(await swiftS3());
-      try {
-        const listed = await client.send(new ListMultipartUploadsCommand({ Bucket: parsed.s3!.bucket }));
-        return [...spool, ...(listed.Uploads ?? []).map((u) => `multipart upload on ${u.Key}`)];
-      } finally {
-        client.destroy();
-      }
+      return s3Leftovers(parsed.s3!.bucket, [dir.path]);
     },
     reopen: async () => {
       await storage.close();
@@ -88,4 +89,21 @@ async function open(kind: StorageDriverKind, dir: TempDir, config: Record<string
       await dir.remove();
     },
   };
+}
+
+/**
+ * What an S3 store's finished operations may not leave behind: spool files under each local
+ * root of the processes on `bucket`, and the bucket's unfinished multipart uploads.
+ */
+export async function s3Leftovers(bucket: string, roots: readonly string[]): Promise<string[]> {
+  // Upload sessions keep local copies of their tails in spool/uploads/: session state, not writes in flight.
+  const spools = await Promise.all(roots.map(async (root) => (await readdir(join(root, "spool"), { withFileTypes: true })).filter((e) => e.isFile()).map((e) => join(root, "spool", e.name))));
+  const spool = spools.flat();
+  const client = rawS3Client(await swiftS3());
+  try {
+    const listed = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+    return [...spool, ...(listed.Uploads ?? []).map((u) => `multipart upload on ${u.Key}`)];
+  } finally {
+    client.destroy();
+  }
 }

@@ -15,6 +15,11 @@ export interface IndexedObject {
  * SharedObjectIndex when several do.
  */
 export interface ObjectIndex {
+  /**
+   * Resolves once the index knows every change another process was told of before this call
+   * (a write or delete whose response a client may already hold): read it after this, not before.
+   */
+  caughtUp(): Promise<void>;
   /** The object at path, "absent" when known not to exist, undefined when unknown (ask the store). */
   lookup(path: string): IndexedObject | "absent" | undefined;
   /** The bytes of a small object, when held. */
@@ -92,6 +97,10 @@ export class LocalObjectIndex implements ObjectIndex {
 
   get size(): number {
     return this.objects.size;
+  }
+
+  caughtUp(): Promise<void> {
+    return DONE; // one process writing the bucket knows its changes as it makes them
   }
 
   lookup(path: string): IndexedObject | "absent" | undefined {

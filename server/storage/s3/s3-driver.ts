@@ -63,6 +63,7 @@ export class S3Driver implements StorageDriver {
 
   async stat(path: string): Promise<ObjectInfo | undefined> {
     checkPath(path);
+    await this.index.caughtUp();
     const known = this.index.lookup(path);
     if (known === "absent") return undefined;
     if (known) return known;
@@ -74,6 +75,7 @@ export class S3Driver implements StorageDriver {
 
   async open(path: string, range?: ByteRange): Promise<{ info: ObjectInfo; stream: ObjectStream } | undefined> {
     checkPath(path);
+    await this.index.caughtUp();
     const known = this.index.lookup(path);
     if (known === "absent") return undefined;
     const cached = this.index.content(path);
@@ -98,6 +100,7 @@ export class S3Driver implements StorageDriver {
 
   async readSmall(path: string): Promise<Buffer | undefined> {
     checkPath(path);
+    await this.index.caughtUp();
     const known = this.index.lookup(path);
     if (known === "absent") return undefined;
     const cached = this.index.content(path);
@@ -138,6 +141,7 @@ export class S3Driver implements StorageDriver {
 
   async delete(path: string): Promise<void> {
     checkPath(path);
+    await this.index.caughtUp();
     const paths = new Set(this.index.under(path));
     if (this.index.lookup(path) === undefined) paths.add(path);
     if (paths.size === 0) return;
@@ -147,11 +151,13 @@ export class S3Driver implements StorageDriver {
 
   async list(prefix: string): Promise<string[]> {
     if (prefix !== "") checkPath(prefix);
+    await this.index.caughtUp();
     return this.index.children(prefix);
   }
 
   async hasAny(prefix: string): Promise<boolean> {
     if (prefix !== "") checkPath(prefix);
+    await this.index.caughtUp();
     return this.index.children(prefix).length > 0;
   }
 

@@ -8,6 +8,8 @@ import type { IndexedObject, LocalObjectIndex, ObjectIndex } from "./object-inde
 export interface ReplicaChannel {
   readonly subscribed: boolean;
   publish(message: string): Promise<void>;
+  /** Resolves once every message published before the call reached this process's listeners. */
+  caughtUp(): Promise<void>;
   onMessage(listener: (message: string) => void): void;
   onChange(listener: (subscribed: boolean) => void): void;
 }
@@ -50,6 +52,14 @@ export class SharedObjectIndex implements ObjectIndex {
 
   onGapClosed(listener: () => void): void {
     this.gapListeners.add(listener);
+  }
+
+  /**
+   * A change's publish returns before the others heard it: a client told "deleted" by one
+   * process may ask another at once, which must have heard the delete before it answers.
+   */
+  caughtUp(): Promise<void> {
+    return this.channel.caughtUp();
   }
 
   lookup(path: string): IndexedObject | "absent" | undefined {

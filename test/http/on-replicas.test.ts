@@ -1,0 +1,17 @@
+// The HTTP suite again, against three replicas on one S3 bucket and one Redis, each request sent
+// to the next replica (so a POST, its PATCHes and its PUT land on different ones): every file of
+// test/http.
+import "../support/on-replicas.js";
+import "./base-and-errors.test.js";
+import "./conformance-workflows.test.js";
+import "./content-management.test.js";
+import "./mount.test.js";
+import "./names-and-references.test.js";
+import "./pull-blobs.test.js";
+import "./pull-manifests.test.js";
+import "./push-blobs-chunked.test.js";
+import "./push-blobs-monolithic.test.js";
+import "./push-manifests.test.js";
+import "./push-tags.test.js";
+import "./referrers.test.js";
+import "./tags-and-catalog.test.js";
