@@ -47,26 +47,41 @@ export class CollectionTurnLostError extends Error {
   }
 }
 
-/** One process: the collector sees every reader itself, and is always the one that collects. */
+/**
+ * One process: the collector sees every reader itself, and is always the one that collects.
+ * A digest pinned during a run (about to be linked, read or stored again) is spared: the
+ * run's scan may have missed the link that follows.
+ */
 export class LocalCollectionGuard implements CollectionGuard {
+  /** Digests pinned since the current run began; undefined between runs. */
+  private pinnedInRun?: Set<string>;
+
   constructor(private readonly usage: BlobUsage) {}
 
-  async pin(): Promise<boolean> {
+  async pin(digest: Digest): Promise<boolean> {
+    this.pinnedInRun?.add(digest.toString());
     return true;
   }
 
-  async hold(): Promise<{ kept: boolean; release: () => void }> {
+  async hold(digest: Digest): Promise<{ kept: boolean; release: () => void }> {
+    this.pinnedInRun?.add(digest.toString());
     return { kept: true, release: () => {} };
   }
 
-  async placed(): Promise<void> {}
+  async placed(digest: Digest): Promise<void> {
+    this.pinnedInRun?.add(digest.toString());
+  }
 
   async turn(): Promise<CollectionTurn> {
+    const pinned = new Set<string>();
+    this.pinnedInRun = pinned;
     return {
       doom: async () => {},
-      condemn: async (digest) => !this.usage.inUse(digest),
+      condemn: async (digest) => !pinned.has(digest.toString()) && !this.usage.inUse(digest),
       removed: async () => {},
-      end: async () => {},
+      end: async () => {
+        if (this.pinnedInRun === pinned) this.pinnedInRun = undefined;
+      },
     };
   }
 
