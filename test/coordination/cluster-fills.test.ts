@@ -1,6 +1,4 @@
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
@@ -12,6 +10,7 @@ import { layoutBlobPath, type BuiltLayer } from "../support/oci-image-builder.js
 import { OriginRegistry } from "../support/origin-registry.js";
 import { Replicas } from "../support/replicas.js";
 import { makeTempDir, type TempDir } from "../support/temp-dir.js";
+import { sha256OfFileRange, streamBlob } from "../support/streamed-blob.js";
 
 const CLIENTS = 20;
 /** The issue asks for 200 MiB (which passes too: 28 s and 37 s for the two tests on a loaded 2-core machine); this size keeps the file under a minute. */
@@ -19,42 +18,6 @@ const HERD_LAYER_BYTES = 96 * 1024 * 1024;
 const SMALL_LAYER_BYTES = 8 * 1024 * 1024;
 /** The origin's link, as a mirror's upstream far away has one. */
 const LINK_BYTES_PER_SECOND = 100 * 1024 * 1024;
-
-/** What one client received: status, the sha256 and length of the body, or why the transfer broke. */
-interface StreamedBody {
-  status: number;
-  contentRange: string | null;
-  digest: string;
-  length: number;
-  error?: Error;
-}
-
-/** Streams a blob's body into a hash (never held in memory), reporting each chunk's arrival. */
-async function streamBlob(url: string, headers: Record<string, string> = {}, received: (length: number) => void = () => {}): Promise<StreamedBody> {
-  const hash = createHash("sha256");
-  let length = 0;
-  let status = 0;
-  let contentRange: string | null = null;
-  try {
-    const response = await fetch(url, { headers });
-    status = response.status;
-    contentRange = response.headers.get("content-range");
-    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-      hash.update(chunk);
-      length += chunk.length;
-      received(length);
-    }
-  } catch (err) {
-    return { status, contentRange, digest: "", length, error: err as Error };
-  }
-  return { status, contentRange, digest: `sha256:${hash.digest("hex")}`, length };
-}
-
-async function sha256OfFileRange(path: string, start: number, end: number): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path, { start, end })) hash.update(chunk as Buffer);
-  return `sha256:${hash.digest("hex")}`;
-}
 
 /** How many blob fills a replica runs itself now (its /metrics): the fill's owner runs one, its followers none. */
 async function fillsInFlight(url: string): Promise<number> {
@@ -115,7 +78,7 @@ describe("a cold blob pulled through three replicas from an origin behind a 100 
     for (const [i, part] of parts.entries()) {
       const { header, start, end } = ranges[i];
       assert.equal(part.status, 206, header);
-      assert.equal(part.contentRange, `bytes ${start}-${end}/${layer.size}`, header);
+      assert.equal(part.headers.get("content-range"), `bytes ${start}-${end}/${layer.size}`, header);
       assert.equal(part.digest, await sha256OfFileRange(layerPath, start, end), header);
     }
     assert.equal(await origin.count("GET", `/v2/cluster/herd/blobs/${layer.digest}`), 1);

@@ -1,6 +1,4 @@
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { BerthProcess } from "../support/berth-process.js";
@@ -8,37 +6,12 @@ import { layoutBlobPath, type BuiltLayer } from "../support/oci-image-builder.js
 import { OriginRegistry } from "../support/origin-registry.js";
 import { makeTempDir, type TempDir } from "../support/temp-dir.js";
 import { mirrorOf, ORIGIN_PREFIX, OriginPublisher, storedBlobSize } from "./real-origin.js";
+import { sha256OfFileRange, streamBlob } from "../support/streamed-blob.js";
 
 const CLIENTS = 20;
 const HERD_LAYER_BYTES = 200 * 1024 * 1024;
 const RANGED_LAYER_BYTES = 24 * 1024 * 1024;
 const JOINED_LAYER_BYTES = 64 * 1024 * 1024;
-
-/** What one client received: status, headers and the sha256 and length of the body, streamed (never held in memory). */
-interface StreamedBody {
-  status: number;
-  headers: Headers;
-  digest: string;
-  length: number;
-}
-
-async function streamBlob(url: string, headers: Record<string, string> = {}): Promise<StreamedBody> {
-  const response = await fetch(url, { headers });
-  const hash = createHash("sha256");
-  let length = 0;
-  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-    hash.update(chunk);
-    length += chunk.length;
-  }
-  return { status: response.status, headers: response.headers, digest: `sha256:${hash.digest("hex")}`, length };
-}
-
-/** sha256 of a file's bytes from `start` to `end` (inclusive; default its end), streamed. */
-async function sha256OfFileRange(path: string, start: number, end?: number): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path, { start, end })) hash.update(chunk as Buffer);
-  return `sha256:${hash.digest("hex")}`;
-}
 
 describe("cold blobs through berth from a real origin", () => {
   let work: TempDir;
