@@ -2,8 +2,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CONTAINERD_ACCEPT } from "../../test/support/containerd.js";
 import { OriginRegistry } from "../../test/support/origin-registry.js";
-import { RedisServer } from "../../test/support/redis-server.js";
-import { BerthCluster } from "../berth-cluster.js";
+import { Replicas } from "../../test/support/replicas.js";
 import { downloadConcurrently, MiB, type DownloadBatch } from "../curl-download.js";
 import { measureLoad, type LoadResult } from "../http-load.js";
 import { buildBenchImage, pushImage } from "../images.js";
@@ -13,10 +12,11 @@ import { originBlobGets } from "../origin-traffic.js";
 import { MIRROR_PREFIX, QuietBerth } from "../quiet-berth.js";
 import { ratio } from "../report.js";
 import type { BenchContext, Scenario, Table, TargetCheck } from "../scenario.js";
-import { BenchSwift } from "../swift.js";
 
 const REPLICAS = 3;
 const ACCEPT = { Accept: CONTAINERD_ACCEPT.join(", ") };
+/** Replicas log warnings only, as QuietBerth does: no line per request. */
+const QUIET = { BERTH_LOG_LEVEL: "warn" };
 
 /** Several batches of concurrent downloads at once, as one batch: every client's bytes over the last one's time. */
 async function downloadAll(batches: { url: string; clients: number }[], size: number): Promise<DownloadBatch> {
@@ -28,7 +28,7 @@ async function downloadAll(batches: { url: string; clients: number }[], size: nu
 }
 
 /**
- * berth's cluster tier: three replicas on one Swift bucket and one Redis. Does scale-out scale
+ * berth's cluster tier: three replicas on one Swift bucket and one Redis (test/support/replicas.ts). Does scale-out scale
  * (warm reads with each replica behind its own NIC), does the cluster fetch each blob once for
  * a simulated rollout, what does Redis cost on the warm path, and what does losing it cost?
  * (The herd spread over the replicas is the `replicas-herd` scenario.)
@@ -39,16 +39,13 @@ export const replicas: Scenario = {
   async run(context) {
     const open = new OpenResources();
     try {
-      context.progress("starting Swift's s3api and Redis");
-      const swift = open.keep(await BenchSwift.start(join(context.workDir, "swift"), "bench"));
-      const redis = open.keep(await RedisServer.start());
       const origin = open.keep(await OriginRegistry.start());
       const link = open.keep(await LinkLimiter.start(origin, context.sizes.linkBytesPerSecond));
       const tables: Table[] = [];
       const targets: TargetCheck[] = [];
-      await scaleOut({ ...context, open, swift, redis, tables, targets });
-      await manifests({ ...context, open, swift, redis, tables, targets });
-      await rollout({ ...context, open, swift, redis, origin, link, tables, targets });
+      await scaleOut({ ...context, open, tables, targets });
+      await manifests({ ...context, open, tables, targets });
+      await rollout({ ...context, open, origin, link, tables, targets });
       return { tables, targets, memory: [] };
     } finally {
       await open.closeAll();
@@ -58,8 +55,6 @@ export const replicas: Scenario = {
 
 interface Step extends BenchContext {
   open: OpenResources;
-  swift: BenchSwift;
-  redis: RedisServer;
   tables: Table[];
   targets: TargetCheck[];
 }
@@ -70,10 +65,10 @@ interface MirrorStep extends Step {
 }
 
 /** Warm reads of one blob, each replica behind a NIC of its own: one replica, then three. */
-async function scaleOut({ sizes, workDir, progress, open, swift, redis, tables, targets }: Step): Promise<void> {
+async function scaleOut({ sizes, workDir, progress, open, tables, targets }: Step): Promise<void> {
   const image = await buildBenchImage(join(workDir, "scale-out"), "scale-out", [sizes.linkHerdBlob]);
   const { digest, size } = image.manifests[0].layers[0];
-  const cluster = open.keep(await BerthCluster.start(swift, redis, REPLICAS));
+  const cluster = open.keep(await Replicas.start({ count: REPLICAS, env: QUIET }));
   await pushImage(image, `${cluster.members[0].host}/bench/warm:v1`);
   const nics = await Promise.all(cluster.members.map((member) => LinkLimiter.start(member, sizes.replicaNicBytesPerSecond)));
   nics.forEach((nic) => open.keep(nic));
@@ -95,24 +90,24 @@ async function scaleOut({ sizes, workDir, progress, open, swift, redis, tables, 
 }
 
 /** Warm manifest GETs by tag on a replica other than the one pushed to, against one berth on disk; then with Redis stopped. */
-async function manifests({ sizes, workDir, progress, open, swift, redis, tables, targets }: Step): Promise<void> {
+async function manifests({ sizes, workDir, progress, open, tables, targets }: Step): Promise<void> {
   const image = await buildBenchImage(join(workDir, "small"), "small", [4096]);
-  const cluster = open.keep(await BerthCluster.start(swift, redis, REPLICAS));
+  const cluster = open.keep(await Replicas.start({ count: REPLICAS, env: QUIET }));
   const disk = open.keep(await QuietBerth.start());
   await pushImage(image, `${cluster.members[0].host}/bench/small:v1`);
   await pushImage(image, `${disk.host}/bench/small:v1`);
   const replica = cluster.members[1];
   for (const berth of [disk, replica]) await expectOk(`${berth.url}/v2/bench/small/manifests/v1`);
-  const load = (berth: QuietBerth): Promise<LoadResult> =>
+  const load = (berth: { url: string }): Promise<LoadResult> =>
     measureLoad(`${berth.url}/v2/bench/small/manifests/v1`, { method: "GET", headers: ACCEPT, connections: sizes.loadConnections, durationSeconds: sizes.loadSeconds, scratchDir: workDir });
   progress("warm manifests: berth on disk, then a replica with Redis, then without");
   const onDisk = await load(disk);
   const withRedis = await load(replica);
-  await redis.stop();
+  await cluster.redis.stop();
   await sleep(2000);
   await expectOk(`${replica.url}/v2/bench/small/manifests/v1`);
   const withoutRedis = await load(replica);
-  await redis.restart();
+  await cluster.redis.restart();
   const row = (name: string, r: LoadResult) => [name, r.requestsPerSecond.toFixed(0), r.p99Ms.toFixed(1), String(r.errors)];
   tables.push({
     title: `Warm manifest GET by tag (wrk, ${sizes.loadConnections} connections, ${sizes.loadSeconds} s)`,
@@ -129,20 +124,20 @@ async function manifests({ sizes, workDir, progress, open, swift, redis, tables,
 }
 
 /** Many nodes pulling one image (its manifest, then each layer in turn) through the cluster at once, from the origin behind the link. */
-async function rollout({ sizes, workDir, progress, open, swift, redis, origin, link, tables, targets }: MirrorStep): Promise<void> {
+async function rollout({ sizes, workDir, progress, open, origin, link, tables, targets }: MirrorStep): Promise<void> {
   const image = await buildBenchImage(join(workDir, "rollout"), "rollout", sizes.rolloutLayers);
   const layers = image.manifests[0].layers;
   const imageBytes = layers.reduce((sum, l) => sum + l.size, 0);
   await pushImage(image, `${origin.host}/bench/rollout:v1`);
-  const cluster = open.keep(await BerthCluster.start(swift, redis, REPLICAS, link));
+  const cluster = open.keep(await Replicas.start({ count: REPLICAS, env: QUIET, config: { upstreams: [{ host: origin.host, url: link.url, prefix: MIRROR_PREFIX }] } }));
   progress(`rollout: ${sizes.rolloutClients} nodes pulling ${(imageBytes / MiB).toFixed(0)} MiB through ${REPLICAS} replicas`);
   const since = (await origin.accessLog()).length;
   const started = performance.now();
   await Promise.all(
     Array.from({ length: sizes.rolloutClients }, async () => {
-      const replica = cluster.next();
-      await expectOk(`${replica.url}/v2/${MIRROR_PREFIX}/bench/rollout/manifests/v1`);
-      for (const layer of layers) await downloadConcurrently(BerthCluster.mirroredBlob(replica, "bench/rollout", layer.digest), 1, layer.size);
+      const repository = `${cluster.next()}/v2/${MIRROR_PREFIX}/bench/rollout`;
+      await expectOk(`${repository}/manifests/v1`);
+      for (const layer of layers) await downloadConcurrently(`${repository}/blobs/${layer.digest}`, 1, layer.size);
     }),
   );
   const seconds = (performance.now() - started) / 1000;
