@@ -48,6 +48,12 @@ export class BlobStore {
     return `blobs/${digest.algorithm}/${digest.hex.slice(0, 2)}/${digest.hex}`;
   }
 
+  /** The digest whose blob lives at `path` (what `path` makes), or undefined for any other path. */
+  static digestAt(path: string): Digest | undefined {
+    const [root, algorithm, prefix, hex, ...rest] = path.split("/");
+    return root === "blobs" && rest.length === 0 && hex?.startsWith(prefix) ? Digest.parse(`${algorithm}:${hex}`) : undefined;
+  }
+
   /** The blob's size, pinning it: what a caller about to link it asks first. */
   async size(digest: Digest): Promise<number | undefined> {
     if (!(await this.guard.pin(digest))) return undefined;
@@ -152,8 +158,7 @@ export class BlobStore {
   /** Every blob in the store with its size and modification time, from one walk of the store. */
   async *stored(): AsyncGenerator<{ digest: Digest; size: number; modified: Date }> {
     for await (const object of this.driver.walk("blobs")) {
-      const [, algorithm, prefix, hex, ...rest] = object.path.split("/");
-      const digest = rest.length === 0 && hex?.startsWith(prefix) ? Digest.parse(`${algorithm}:${hex}`) : undefined;
+      const digest = BlobStore.digestAt(object.path);
       if (digest) yield { digest, size: object.size, modified: object.modified };
     }
   }

@@ -1,3 +1,4 @@
+import { BlobStore } from "../blob-store.js";
 import type { IndexedObject, LocalObjectIndex, ObjectIndex } from "./object-index.js";
 
 /**
@@ -13,12 +14,6 @@ export interface ReplicaChannel {
   onMessage(listener: (message: string) => void): void;
   onChange(listener: (subscribed: boolean) => void): void;
 }
-
-/**
- * Objects stored under their digest: their bytes never change, and only collection deletes
- * them, which pauses while Redis is down. Held bytes of these are served even then.
- */
-const CONTENT_ADDRESSED = /^blobs\/[a-z0-9]+\/[0-9a-f]{2}\/[0-9a-f]+$/;
 
 /** One change as published: [path, size, modified ms] for a write, [path] for a delete. */
 type Change = [path: string, size: number, modified: number] | [path: string];
@@ -68,7 +63,9 @@ export class SharedObjectIndex implements ObjectIndex {
   }
 
   content(path: string): Buffer | undefined {
-    return this.channel.subscribed || CONTENT_ADDRESSED.test(path) ? this.memory.content(path) : undefined;
+    // A blob's bytes never change under its digest, and only collection deletes blobs, which
+    // pauses while Redis is down: held ones are served even then.
+    return this.channel.subscribed || BlobStore.digestAt(path) !== undefined ? this.memory.content(path) : undefined;
   }
 
   present(path: string, info: IndexedObject, content?: Buffer): Promise<void> {
